@@ -1,0 +1,162 @@
+"""The batched forward pass: trained vectors -> input embeddings -> per-text CE and correct counts.
+
+Texts of different lengths share one padded batch. Padding goes on the right, and with the model's
+causal mask a position never sees anything to its right, so padded positions cannot change the
+outputs at real positions: no attention mask is needed and the result equals the unpadded one.
+
+Logits are computed only where a target is, in chunks, each chunk under activation checkpointing,
+so at most one chunk of (tokens x vocab) logits is alive: a 128k vocabulary at N=724 fits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from prototokens.arrangements import TOKEN, Arrangement
+
+DEFAULT_CHUNK_ELEMENTS = 2**24  # logits per chunk (64 MiB in fp32)
+
+
+@dataclass
+class BatchPlan:
+    """Index tensors of one padded batch of R texts under an arrangement (all on one device).
+
+    slot      (R, L)  vector slot per position, or TOKEN; padding uses slot 0
+    token     (R, L)  token id embedded at TOKEN positions, else 0
+    tgt_flat  (T,)    flat index r*L + p of every supervised position, over all texts
+    tgt_token (T,)    the target token id there
+    tgt_row   (T,)    which text (0..R-1) it belongs to
+    tgt_pos   (T,)    which target index (0..N_r-1) of that text
+    n_targets (R,)    N_r
+    """
+
+    slot: torch.Tensor
+    token: torch.Tensor
+    tgt_flat: torch.Tensor
+    tgt_token: torch.Tensor
+    tgt_row: torch.Tensor
+    tgt_pos: torch.Tensor
+    n_targets: torch.Tensor
+    parts: list = field(default_factory=list, repr=False)  # per-text python layouts, for subset()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.slot.shape)
+
+    def subset(self, rows: torch.Tensor) -> "BatchPlan":
+        """The plan restricted to ``rows`` (indices into this plan), re-padded to their max length."""
+        rows_cpu = rows.cpu().tolist()
+        return plan_from_parts([self.parts[r] for r in rows_cpu], self.slot.device)
+
+
+def plan_batch(arrangement: Arrangement, token_ids: list[list[int]] | list[tuple[int, ...]],
+               device: torch.device | str = "cpu") -> BatchPlan:
+    """Build the index tensors for a batch of texts (lists of target token ids)."""
+    parts = []
+    for ids in token_ids:
+        layout = arrangement.build(len(ids))
+        tok = [ids[i] if s == TOKEN else 0 for s, i in zip(layout.slot, layout.token_index)]
+        tgt = [(p, j, ids[j]) for p, j in enumerate(layout.target_index) if j >= 0]
+        parts.append((layout.slot, tok, tgt, len(ids)))
+    return plan_from_parts(parts, device)
+
+
+def plan_from_parts(parts: list, device) -> BatchPlan:
+    R = len(parts)
+    L = max(len(p[0]) for p in parts)
+    slot = torch.zeros(R, L, dtype=torch.long)
+    token = torch.zeros(R, L, dtype=torch.long)
+    flat, tt, trow, tpos = [], [], [], []
+    for r, (s, tok, tgt, _) in enumerate(parts):
+        slot[r, : len(s)] = torch.tensor(s)
+        token[r, : len(tok)] = torch.tensor(tok)
+        for p, j, t in tgt:
+            flat.append(r * L + p)
+            tt.append(t)
+            trow.append(r)
+            tpos.append(j)
+    return BatchPlan(slot.to(device), token.to(device), torch.tensor(flat, device=device),
+                     torch.tensor(tt, device=device), torch.tensor(trow, device=device),
+                     torch.tensor(tpos, device=device),
+                     torch.tensor([p[3] for p in parts], device=device), parts)
+
+
+def input_embeddings(model, plan: BatchPlan, vectors: torch.Tensor) -> torch.Tensor:
+    """(R, L, d) inputs in the model dtype. ``vectors``: (R, S, d) fp32, the S slot vectors per text.
+
+    The vectors stay fp32 (the trainable master copy) and are cast only here, at the input.
+    """
+    emb = model.get_input_embeddings()
+    R, L = plan.shape
+    idx = plan.slot.clamp(min=0)[..., None].expand(R, L, vectors.shape[-1])
+    x = torch.gather(vectors, 1, idx).to(emb.weight.dtype)                 # (R, L, d)
+    is_tok = plan.slot == TOKEN
+    if bool(is_tok.any()):
+        x = torch.where(is_tok[..., None], emb(plan.token), x)
+    return x
+
+
+def _head_ce(head, softcap, h: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = head(h).float()                                               # (t, V)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    ce = F.cross_entropy(logits, target, reduction="none")                 # (t,)
+    correct = (logits.argmax(-1) == target).float()                        # (t,)
+    return ce, correct
+
+
+def hidden_states(model, inputs_embeds: torch.Tensor) -> torch.Tensor:
+    """Final hidden states (R, L, d) of the decoder stack, without the LM head."""
+    out = model.base_model(inputs_embeds=inputs_embeds, use_cache=False)
+    return out.last_hidden_state
+
+
+def target_ce(model, plan: BatchPlan, hidden: torch.Tensor,
+              chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-target CE (nats) and correctness (argmax == target), each (T,), from hidden (R, L, d)."""
+    head = model.get_output_embeddings()
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    R, L, d = hidden.shape
+    h = hidden.reshape(R * L, d)[plan.tgt_flat]                              # (T, d)
+    vocab = head.weight.shape[0]
+    per_chunk = max(1, chunk_elements // vocab)
+    T = h.shape[0]
+    if T <= per_chunk:
+        return _head_ce(head, softcap, h, plan.tgt_token)
+    ces, cors = [], []
+    for start in range(0, T, per_chunk):
+        sl = slice(start, start + per_chunk)
+        if torch.is_grad_enabled() and h.requires_grad:
+            ce, cor = checkpoint(_head_ce, head, softcap, h[sl], plan.tgt_token[sl], use_reentrant=False)
+        else:
+            ce, cor = _head_ce(head, softcap, h[sl], plan.tgt_token[sl])
+        ces.append(ce)
+        cors.append(cor)
+    return torch.cat(ces), torch.cat(cors)
+
+
+@torch.no_grad()
+def target_argmax(model, plan: BatchPlan, hidden: torch.Tensor,
+                  chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
+    """Greedy prediction (T,) at every supervised position: the one-forward decoding."""
+    head = model.get_output_embeddings()
+    R, L, d = hidden.shape
+    h = hidden.reshape(R * L, d)[plan.tgt_flat]
+    per_chunk = max(1, chunk_elements // head.weight.shape[0])
+    # softcapping is monotone, so it cannot change the argmax
+    return torch.cat([head(h[s:s + per_chunk]).argmax(-1) for s in range(0, h.shape[0], per_chunk)])
+
+
+def batch_loss(model, plan: BatchPlan, vectors: torch.Tensor,
+               chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One forward. Returns per-text CE sums (R,) in nats, correct counts (R,) and the
+    per-target argmax correctness (T,) (for first-error positions)."""
+    hidden = hidden_states(model, input_embeddings(model, plan, vectors))
+    ce, correct = target_ce(model, plan, hidden, chunk_elements)
+    R = plan.shape[0]
+    ce_rows = torch.zeros(R, device=ce.device, dtype=ce.dtype).index_add(0, plan.tgt_row, ce)
+    cor_rows = torch.zeros(R, device=ce.device, dtype=ce.dtype).index_add(0, plan.tgt_row, correct)
+    return ce_rows, cor_rows, correct
