@@ -305,7 +305,7 @@ def decode(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor],
         prefix = vec.to(model.get_input_embeddings().weight.dtype)
         out = model.generate(inputs_embeds=prefix, attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long,
                              device=lm.device), max_new_tokens=n_tokens, min_new_tokens=n_tokens,
-                             do_sample=False, pad_token_id=lm.tokenizer.pad_token_id or 0)
+                             do_sample=False, pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0)
         pred = out[0, -n_tokens:].tolist()
         if token_ids is not None:
             hidden = hidden_states(model, input_embeddings(model, plan, vec))

