@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from prototokens.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
-from prototokens.forward import DEFAULT_CHUNK_ELEMENTS, BatchPlan, batch_loss, plan_batch
+from prototokens.forward import DEFAULT_CHUNK_ELEMENTS, BatchPlan, auto_chunk_elements, batch_loss, plan_batch
 from prototokens.metrics import THRESHOLDS, token_metrics
 from prototokens.optim import MaskedAdamW
 from prototokens.recipe import Recipe, get_recipe
@@ -142,7 +142,7 @@ def _check_inputs(lm, token_ids, arrangement: Arrangement):
 def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arrangement = DEFAULT_ARRANGEMENT,
              recipe: str | Recipe = "paper", seeds: int | Sequence[int] = 0, share: str | None = None,
              groups: Sequence[int] | None = None, sync_every: int | None = None,
-             chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+             chunk_elements: int | None = None,
              progress: Callable[[Progress], None] | None = None,
              on_unit_done: Callable[[list[RowResult]], None] | None = None) -> list[RowResult]:
     """Train proto-tokens for every row of ``token_ids`` in one batch; returns one result per row.
@@ -150,6 +150,7 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
     ``lm``: a :class:`prototokens.models.LoadedModel`. ``seeds``: one per row (or one for all);
     a row's init depends only on (its tokens, its seed, the slot), so a batched call gives the same
     start as one-at-a-time calls. ``groups``: ids for ``share``; default: all rows one group.
+    ``chunk_elements``: logits computed at once (default :func:`forward.auto_chunk_elements`).
     ``on_unit_done`` receives finished rows as soon as their unit stops, so that a caller can
     persist them before a Ctrl-C. ``sync_every``: host syncs (stop checks, compaction) every k
     steps; default 1 on CPU, 8 on CUDA. Frozen rows are masked on the device in between.
@@ -172,6 +173,7 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
     model = lm.model
     device = lm.device
     sync_every = sync_every or (8 if device.type == "cuda" else 1)
+    chunk_elements = chunk_elements or auto_chunk_elements(device)
     emb_w = model.get_input_embeddings().weight
     init_std = 1.0 if recipe.init == "normal" else float(emb_w.float().std())
     slots = _Slots(arrangement, token_ids, seeds, groups, share, recipe, lm.d_model, init_std, device)
@@ -268,9 +270,9 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
                 finish(newly)
             if not bool(alive_host.any()):
                 break
-            keep = alive[units]
-            rows = torch.arange(R, device=device)[keep]
-            plan = full_plan.subset(rows)
+            if newly:  # rows left: re-plan the batch without them (padding may shrink too)
+                rows = torch.arange(R, device=device)[alive[units]]
+                plan = full_plan.subset(rows)
             if progress:
                 progress(Progress(step + 1, recipe.max_steps, R, int((~alive_host).sum()),
                                   float(acc_curve[rows, step].mean()), time.perf_counter() - t0))

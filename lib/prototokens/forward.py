@@ -17,7 +17,19 @@ from torch.utils.checkpoint import checkpoint
 
 from prototokens.arrangements import TOKEN, Arrangement
 
-DEFAULT_CHUNK_ELEMENTS = 2**24  # logits per chunk (64 MiB in fp32)
+DEFAULT_CHUNK_ELEMENTS = 2**24  # logits per chunk on CPU (64 MiB in fp32)
+
+
+def auto_chunk_elements(device: torch.device | str) -> int:
+    """Logits per chunk: 2**24 on CPU; on CUDA a quarter of the free memory at ~16 bytes per logit
+    (fp32 logits, their gradient, softmax scratch). One chunk means no checkpointing and no
+    recomputation of the LM head: measured on an H200, 2**24 (130 tokens per chunk at a 128k
+    vocabulary) cost Llama-3.2-1B at N=362 about a third of its step time."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return DEFAULT_CHUNK_ELEMENTS
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(DEFAULT_CHUNK_ELEMENTS, free // 4 // 16)
 
 
 @dataclass
@@ -41,6 +53,11 @@ class BatchPlan:
     tgt_pos: torch.Tensor
     n_targets: torch.Tensor
     parts: list = field(default_factory=list, repr=False)  # per-text python layouts, for subset()
+
+    @property
+    def has_tokens(self) -> bool:
+        """Whether any position embeds a text token (autoregressive arrangements)."""
+        return any(TOKEN in p[0] for p in self.parts)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -93,9 +110,8 @@ def input_embeddings(model, plan: BatchPlan, vectors: torch.Tensor) -> torch.Ten
     R, L = plan.shape
     idx = plan.slot.clamp(min=0)[..., None].expand(R, L, vectors.shape[-1])
     x = torch.gather(vectors, 1, idx).to(emb.weight.dtype)                 # (R, L, d)
-    is_tok = plan.slot == TOKEN
-    if bool(is_tok.any()):
-        x = torch.where(is_tok[..., None], emb(plan.token), x)
+    if plan.has_tokens:  # known on the host: no device sync in the hot loop
+        x = torch.where((plan.slot == TOKEN)[..., None], emb(plan.token), x)
     return x
 
 
