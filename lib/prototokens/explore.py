@@ -73,7 +73,8 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
                 display(HTML(reconstruction_html(lm.tokenizer, pred, item.token_ids)))
                 display(HTML(f"<p><b>decoded:</b> {lm.tokenizer.decode(pred)!r}</p>"))
                 fig = plot_curves({f"{item.text_id} seed {int(seed.value)}": (res["loss_curve"], res["accuracy_curve"])})
-                plt.show(fig)
+                display(fig)
+                plt.close(fig)  # displayed once, not again by the inline backend
         except Exception as exc:  # shown in the widget, not raised into the event loop
             status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
         finally:
