@@ -172,20 +172,33 @@ def run_browser(url: str, shots: Path, widget_timeout: float, train_timeout: flo
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def accept_dialogs(page) -> None:
+    """Accept any modal JupyterLab dialog (e.g. "Select Kernel" keeps the preferred kernel)."""
+    dialog = page.locator(".jp-Dialog")
+    if dialog.count() > 0 and dialog.first.is_visible():
+        title = dialog.first.locator(".jp-Dialog-header").inner_text()
+        log(f"accepting dialog {title!r}")
+        dialog.first.locator("button.jp-mod-accept").click()
+        time.sleep(0.5)
+
+
 def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) -> dict:
     t0 = time.time()
     page.goto(url, wait_until="domcontentloaded", timeout=120_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     # the kernel must be up before Run All, or the run is queued behind a kernel picker
+    # (the toolbar indicator reads "idle" before a kernel exists; the status bar's "<kernel> | Idle"
+    # appears only once the kernel is connected. Running cells earlier pops a "Select Kernel" dialog.)
     try:
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+        page.locator("[class*='StatusBar']", has_text=re.compile(r"\|\s*Idle")).first.wait_for(timeout=120_000)
     except PWTimeout:
         raise CheckFailed("kernel never became idle (is the 'python3' kernelspec registered?)")
+    accept_dialogs(page)
     timings["lab_open_s"] = round(time.time() - t0, 1)
     log(f"notebook open, kernel idle after {timings['lab_open_s']} s; Run > Run All Cells")
 
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-item[data-command='notebook:run-all-cells']").click()
+    page.locator(".lm-Menu-item:has(.lm-Menu-itemLabel:text-is('Run All Cells'))").click()
     t1 = time.time()
 
     train = page.locator("button.jupyter-button", has_text="Train")
@@ -193,6 +206,7 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
     while True:
         if train.count() > 0:
             break
+        accept_dialogs(page)
         errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                               has_text="Traceback")
         if errors.count() > 0:

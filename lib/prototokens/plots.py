@@ -114,7 +114,7 @@ def plot_steps_distribution(steps_by_label: Mapping[str, Sequence[float]], max_s
             ax.plot([np.median(vals[ok])] * 2, [i - 0.3, i + 0.3], color="k", lw=2)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("steps to accuracy 1.0 (hollow: not converged within the budget; bar: median)")
-    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(0, max_steps * 1.04)
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
