@@ -50,7 +50,8 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
         return Item(t.text_id, tuple(t.token_ids[: length.value]), t.source, t.label, t.text)
 
     def on_progress(p: Progress):
-        bar.value = 0 if p.mean_accuracy != p.mean_accuracy else p.mean_accuracy
+        if p.mean_accuracy == p.mean_accuracy:  # the engine's final report carries NaN: keep the bar
+            bar.value = p.mean_accuracy
         status.value = f"step {p.step}/{p.max_steps} · {p.elapsed_s:.1f} s"
 
     def on_click(_):
@@ -72,9 +73,16 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
             with out:
                 display(HTML(reconstruction_html(lm.tokenizer, pred, item.token_ids)))
                 display(HTML(f"<p><b>decoded:</b> {lm.tokenizer.decode(pred)!r}</p>"))
-                fig = plot_curves({f"{item.text_id} seed {int(seed.value)}": (res["loss_curve"], res["accuracy_curve"])})
-                display(fig)
-                plt.close(fig)  # displayed once, not again by the inline backend
+                # Non-interactive while the figure exists: JupyterLab 4.4+ with ipykernel 7 delivers
+                # widget comm messages on a subshell thread, and each handled comm message fires
+                # IPython's post_execute, where interactive pyplot redraws every open figure — this one
+                # too, concurrently with us building it (matplotlib is not thread-safe: mathtext
+                # ParseException / tight_layout ValueError). Off, those hooks leave it alone.
+                with plt.ioff():
+                    fig = plot_curves({f"{item.text_id} seed {int(seed.value)}": (res["loss_curve"],
+                                                                                   res["accuracy_curve"])})
+                    display(fig)
+                    plt.close(fig)  # displayed once, not again by the inline backend
         except Exception as exc:  # shown in the widget, not raised into the event loop
             status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
         finally:
