@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from prototokens.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
-from prototokens.forward import DEFAULT_CHUNK_ELEMENTS, BatchPlan, auto_chunk_elements, batch_loss, plan_batch
+from prototokens.forward import (DEFAULT_CHUNK_ELEMENTS, BatchPlan, auto_chunk_elements, batch_loss, hidden_states,
+                                 input_embeddings, plan_batch, target_argmax, target_ce)
 from prototokens.metrics import THRESHOLDS, token_metrics
 from prototokens.optim import MaskedAdamW
 from prototokens.recipe import Recipe, get_recipe
@@ -295,8 +296,6 @@ def decode(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor],
     autoregressive arrangement (``ar-K``) the prediction is free-running ``generate`` from the K
     vectors, and the CE is teacher-forced.
     """
-    from prototokens.forward import hidden_states, input_embeddings, target_argmax, target_ce
-
     arrangement = get_arrangement(arrangement)
     model = lm.model
     vec = torch.stack([vectors[n].to(lm.device, torch.float32) for n in arrangement.slots])[None]  # (1,S,d)

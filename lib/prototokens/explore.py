@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from prototokens.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
-from prototokens.engine import Progress
+from prototokens.engine import Progress, decode
 from prototokens.experiments import Item, load_result, reconstruct
 from prototokens.plots import plot_curves, reconstruction_html
 from prototokens.recipe import RECIPES
@@ -64,8 +64,6 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
                              store=store, progress=on_progress)
             row = df.iloc[0]
             res = load_result(store, row)
-            from prototokens.engine import decode
-
             pred, _ = decode(lm, arrangement.value, res["vectors"], len(item.token_ids))
             bar.value = float(row["accuracy"])
             status.value = (f"<b>{row['status']}</b> after {row['steps']} steps · accuracy {row['accuracy']:.3f} · "
