@@ -86,11 +86,15 @@ def reconstruct(lm, texts, *, arrangement: str = DEFAULT_ARRANGEMENT, recipe: st
     seeds = [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
     plan = _groups(len(items), seeds, share, group_size)
 
+    fingerprints = [text_fingerprint(it.token_ids) for it in items]
+    members: dict[int, list[str]] = {}
+    for t, _, g in plan:  # the texts of each sharing group: part of every member's key
+        members.setdefault(g, []).append(fingerprints[t])
+
     def key_for(ti, seed, gid):
-        members = sorted(text_fingerprint(items[t].token_ids) for t, s, g in plan if g == gid) if share else []
-        return cache_key(model=lm.name, arrangement=arrangement.name, tokens=text_fingerprint(items[ti].token_ids),
+        return cache_key(model=lm.name, arrangement=arrangement.name, tokens=fingerprints[ti],
                          n=len(items[ti].token_ids), seed=seed, recipe=recipe.as_dict(), share=share,
-                         group=members)
+                         group=sorted(members[gid]) if share else [])
 
     keys = [key_for(*p) for p in plan]
     missing = [i for i, k in enumerate(keys) if force or not store.has(k)]

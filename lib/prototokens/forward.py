@@ -53,11 +53,7 @@ class BatchPlan:
     tgt_pos: torch.Tensor
     n_targets: torch.Tensor
     parts: list = field(default_factory=list, repr=False)  # per-text python layouts, for subset()
-
-    @property
-    def has_tokens(self) -> bool:
-        """Whether any position embeds a text token (autoregressive arrangements)."""
-        return any(TOKEN in p[0] for p in self.parts)
+    has_tokens: bool = False  # any position embeds a text token (ar-K); decided once, on the host
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -98,7 +94,8 @@ def plan_from_parts(parts: list, device) -> BatchPlan:
     return BatchPlan(slot.to(device), token.to(device), torch.tensor(flat, device=device),
                      torch.tensor(tt, device=device), torch.tensor(trow, device=device),
                      torch.tensor(tpos, device=device),
-                     torch.tensor([p[3] for p in parts], device=device), parts)
+                     torch.tensor([p[3] for p in parts], device=device), parts,
+                     any(TOKEN in p[0] for p in parts))
 
 
 def input_embeddings(model, plan: BatchPlan, vectors: torch.Tensor) -> torch.Tensor:
