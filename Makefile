@@ -41,13 +41,13 @@ kernel: | $(PY)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (prototokens)"
 
 reproduce: $(STAMP)
-	$(PY) -m prototokens.runner --profile $(PROFILE) $(foreach n,$(NOTEBOOK),--notebook $(n))
+	$(PY) -m prototokens.harness.runner --profile $(PROFILE) $(foreach n,$(NOTEBOOK),--notebook $(n))
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 report: $(STAMP)
-	$(PY) -m prototokens.report
+	$(PY) -m prototokens.harness.report
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.

@@ -2,7 +2,7 @@
 
 For each batch size B it measures texts x steps per second of
 
-- engine:    ``prototokens.engine.optimize`` on B texts of N random token ids (arrangement
+- engine:    ``prototokens.engine.train.optimize`` on B texts of N random token ids (arrangement
              ``e+m*N``, paper recipe, early stopping made impossible), timed between two host syncs
              after warm-up, so set-up and the final per-row evaluation are excluded;
 - reference: a plain loop at the same shape: an (B, N+1, d) fp32 ``inputs_embeds`` parameter ->
@@ -63,7 +63,7 @@ def build_random(arch: str, device: torch.device, dtype: torch.dtype, attn: str)
     """A random-init LlamaForCausalLM of a known architecture, created directly on ``device``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from prototokens.models import wrap_model
+    from prototokens.inputs.models import wrap_model
 
     cfg = LlamaConfig(**ARCHS[arch])
     cfg._attn_implementation = attn
@@ -84,7 +84,7 @@ def build_random(arch: str, device: torch.device, dtype: torch.dtype, attn: str)
 
 
 def load(args, device: torch.device, dtype: torch.dtype):
-    from prototokens.models import load_model
+    from prototokens.inputs.models import load_model
 
     if args.random_init:
         return build_random(args.random_init, device, dtype, args.attn)
@@ -105,8 +105,8 @@ def random_texts(B: int, N: int, vocab: int, seed: int = 0) -> list[list[int]]:
 
 def bench_engine(lm, B: int, N: int, warmup: int, steps: int, sync_every: int | None) -> dict:
     """Texts*steps/s of optimize between the host syncs after ``warmup`` and ``warmup+steps`` updates."""
-    from prototokens.engine import optimize
-    from prototokens.recipe import get_recipe
+    from prototokens.engine.train import optimize
+    from prototokens.engine.recipe import get_recipe
 
     every = sync_every or (8 if lm.device.type == "cuda" else 1)
     w = max(every, math.ceil(warmup / every) * every)
@@ -190,7 +190,7 @@ def main(argv=None) -> int:
     warmup = args.warmup if args.warmup is not None else (1 if quick else 3)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from prototokens.models import resolve_device, resolve_dtype
+    from prototokens.inputs.models import resolve_device, resolve_dtype
 
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)

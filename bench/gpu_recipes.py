@@ -8,7 +8,7 @@ cached ``reconstruct``. Prints one summary line per configuration and writes ``s
     python bench/gpu_recipes.py --model smollm2-135m --texts texts.json --out outputs/bench/recipes
 
 ``--texts``: JSON ``{source: [{"text_id", "label", "token_ids", "text"}, ...]}`` (so the GPU machine
-needs no text source), or omit it to draw from ``prototokens.data`` here.
+needs no text source), or omit it to draw from ``prototokens.inputs.data`` here.
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prototokens.experiments import Item, reconstruct
-from prototokens.models import load_model
-from prototokens.recipe import RECIPES, Recipe, get_recipe
-from prototokens.store import ResultStore
+from prototokens.engine.experiments import reconstruct
+from prototokens.inputs.data.base import Text
+from prototokens.inputs.models import load_model
+from prototokens.engine.recipe import RECIPES, Recipe, get_recipe
+from prototokens.engine.store import ResultStore
 
 EXTRA = {
     "lr3e-2": Recipe(name="lr3e-2", lr=3e-2),
@@ -36,15 +37,14 @@ def recipe_by_name(name: str) -> Recipe:
     return EXTRA[name] if name in EXTRA else get_recipe(name)
 
 
-def load_items(path: str | None, lm, n_texts: int, sources: list[str]) -> dict[str, list[Item]]:
+def load_items(path: str | None, lm, n_texts: int, sources: list[str]) -> dict[str, list[Text]]:
     if path:
         raw = json.loads(Path(path).read_text())
-        return {s: [Item(t["text_id"], tuple(t["token_ids"]), s, t["label"], t["text"]) for t in raw[s][:n_texts]]
+        return {s: [Text(t["text_id"], s, t["label"], t["text"], tuple(t["token_ids"])) for t in raw[s][:n_texts]]
                 for s in sources}
-    from prototokens import data
+    from prototokens.inputs import data
 
-    return {s: [Item(t.text_id, t.token_ids, t.source, t.label, t.text)
-                for t in data.load_texts(s, n_texts, 64, lm.tokenizer, seed=0)] for s in sources}
+    return {s: data.load_texts(s, n_texts, 64, lm.tokenizer, seed=0) for s in sources}
 
 
 def summarise(df: pd.DataFrame, max_steps: int) -> dict:

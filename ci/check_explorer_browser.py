@@ -1,7 +1,7 @@
 """Browser check of the reconstruction explorer (notebook 02, section "Explore").
 
 Proves, in a real Chromium driving a real JupyterLab, that the ipywidgets explorer built by
-``prototokens.explore.reconstruction_explorer`` works end to end:
+``prototokens.harness.explore.reconstruction_explorer`` works end to end:
 
 1. the widget renders (a "Train" button shows up after Run All Cells);
 2. clicking "Train" runs an optimisation, with the status line / progress bar updating;

@@ -10,8 +10,8 @@ import os
 import pytest
 import torch
 
-from prototokens.models import ModelUnavailable, load_model, wrap_model
-from prototokens.tiny import tiny_model, tiny_tokenizer
+from prototokens.inputs.models import ModelUnavailable, load_model, wrap_model
+from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prototokens.arrangements import (ARRANGEMENTS, DEFAULT_ARRANGEMENT, TABLE1_ARRANGEMENTS, TOKEN,
+from prototokens.engine.arrangements import (ARRANGEMENTS, DEFAULT_ARRANGEMENT, TABLE1_ARRANGEMENTS, TOKEN,
                                       get_arrangement)
-from prototokens.forward import plan_batch
+from prototokens.engine.forward import plan_batch
 
 NS = (1, 2, 3, 4, 7, 16)
 NAMES = list(ARRANGEMENTS) + ["ar-1", "ar-2"]

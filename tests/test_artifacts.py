@@ -16,9 +16,9 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output  # noqa: E402
 
-from prototokens.artifacts import (  # noqa: E402
+from prototokens.harness.artifacts import (  # noqa: E402
     markdown_table, read_metrics, save_figure, save_table, write_metrics)
-from prototokens.report import build_report  # noqa: E402
+from prototokens.harness.report import build_report  # noqa: E402
 
 
 @pytest.fixture

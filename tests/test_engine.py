@@ -8,15 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from prototokens import engine
-from prototokens.arrangements import get_arrangement
-from prototokens.engine import decode, optimize
-from prototokens.forward import batch_loss, plan_batch
-from prototokens.metrics import THRESHOLDS, steps_to_threshold
-from prototokens.models import wrap_model
-from prototokens.optim import MaskedAdamW
-from prototokens.recipe import get_recipe
-from prototokens.tiny import tiny_model, tiny_tokenizer
+import prototokens.engine.train as engine
+from prototokens.engine.arrangements import get_arrangement
+from prototokens.engine.train import optimize, predict
+from prototokens.engine.forward import batch_loss, plan_batch
+from prototokens.engine.metrics import THRESHOLDS, steps_to_threshold
+from prototokens.inputs.models import wrap_model
+from prototokens.engine.optim import MaskedAdamW
+from prototokens.engine.recipe import get_recipe
+from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 
 TEXTS = ["Call me Ishmael.",
          "The quick brown fox jumps over the lazy dog.",
@@ -373,10 +373,10 @@ def test_ar_baseline_trains_and_decodes(tiny_llama):
     res = optimize(tiny_llama, [ids], arrangement="ar-1", recipe=recipe(max_steps=30), seeds=0)[0]
     assert set(res.vectors) == {"mem0"}
     assert res.loss_curve[-1] < res.loss_curve[0]
-    pred, ce = decode(tiny_llama, "ar-1", res.vectors, len(ids), ids)
+    pred, ce = predict(tiny_llama, "ar-1", res.vectors, len(ids), ids)
     assert len(pred) == len(ids) == len(res.predicted_ids) and all(0 <= t < 320 for t in pred)
     assert ce == pytest.approx(res.metrics["ce_nats"])
-    pred2, ce2 = decode(tiny_llama, "ar-1", res.vectors, 5)
+    pred2, ce2 = predict(tiny_llama, "ar-1", res.vectors, 5)
     assert len(pred2) == 5 and ce2 is None
 
 
@@ -390,7 +390,7 @@ def test_ar_without_tokenizer():
 def test_decode_matches_training_forward(tiny_llama):
     ids = ids_of(tiny_llama, TEXTS[0])
     res = optimize(tiny_llama, [ids], recipe=recipe(max_steps=3), seeds=0)[0]
-    pred, ce = decode(tiny_llama, "e+m*N", res.vectors, len(ids), ids)
+    pred, ce = predict(tiny_llama, "e+m*N", res.vectors, len(ids), ids)
     assert tuple(pred) == res.predicted_ids and len(pred) == len(ids)
     assert res.metrics["c_tokens"] == sum(p == t for p, t in zip(pred, ids))
     best = int(np.nanargmax(res.accuracy_curve))
@@ -415,7 +415,7 @@ def test_smollm2_reconstructs_16_tokens_in_one_forward(smollm2):
     assert res.status == "converged" and res.metrics["accuracy"] == 1.0 and res.metrics["exact_match"]
     assert 70 <= res.steps <= 100, res.steps                     # 82 here; float noise may shift it
     assert res.steps_to[1.0] == res.steps and res.accuracy_curve[-1] == 1.0
-    pred, ce = decode(smollm2, "e+m*N", res.vectors, 16)         # one forward from the vectors alone
+    pred, ce = predict(smollm2, "e+m*N", res.vectors, 16)         # one forward from the vectors alone
     assert pred == ids and ce is None
     assert smollm2.tokenizer.decode(pred) == smollm2.tokenizer.decode(ids)
     assert DICKENS.startswith(smollm2.tokenizer.decode(pred))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import ipywidgets as w
 
-from prototokens.experiments import Item
-from prototokens.explore import reconstruction_explorer
-from prototokens.store import ResultStore
+from prototokens.inputs.data.base import Text
+from prototokens.harness.explore import reconstruction_explorer
+from prototokens.engine.store import ResultStore
 
 
 def _walk(widget):
@@ -24,7 +24,7 @@ def _by_description(ui, description):
 
 def test_explorer_trains_and_reports(tiny_llama, tmp_path):
     ids = tuple(tiny_llama.tokenizer("Call me Ishmael.", add_special_tokens=False)["input_ids"])
-    item = Item("t0", ids, "custom", "custom", "Call me Ishmael.")
+    item = Text("t0", "custom", "custom", "Call me Ishmael.", ids)
     ui = reconstruction_explorer(tiny_llama, [item], store=ResultStore(tmp_path), max_steps=5, default_tokens=3)
     assert isinstance(ui, w.VBox)
     _by_description(ui, "recipe").value = "fast"

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from prototokens.metrics import (h_lm, nats_to_bits, start_token_id, steps_to_threshold,
+from prototokens.engine.metrics import (h_lm, nats_to_bits, start_token_id, steps_to_threshold,
                                  theoretical_capacity, token_metrics)
 
 TEXTS = ["Call me Ishmael.", "The quick brown fox jumps over the lazy dog.", "To be"]

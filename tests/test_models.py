@@ -6,10 +6,10 @@ import time
 import pytest
 import torch
 
-from prototokens import models
-from prototokens.models import (EMBEDDED, ModelUnavailable, load_model, resolve_device, resolve_dtype,
+from prototokens.inputs import models
+from prototokens.inputs.models import (EMBEDDED, ModelUnavailable, load_model, resolve_device, resolve_dtype,
                                 wrap_model)
-from prototokens.tiny import tiny_model, tiny_tokenizer
+from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 
 
 @pytest.mark.parametrize("spec", ["pythia-160m", "no-such-model"])

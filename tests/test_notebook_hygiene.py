@@ -20,7 +20,7 @@ import nbformat
 import pytest
 import yaml
 
-from prototokens import runner
+from prototokens.harness import runner
 from prototokens.paths import repo_root
 
 NB_DIR = runner.notebook_folder()

@@ -17,8 +17,8 @@ import re
 import nbformat
 import pytest
 
-from prototokens import runner
-from prototokens.artifacts import ARTEFACT_NAME
+from prototokens.harness import runner
+from prototokens.harness.artifacts import ARTEFACT_NAME
 
 NOTEBOOKS = runner.list_notebooks()
 BACKTICKED = re.compile(r"`([^`\s]+)`")
@@ -80,7 +80,7 @@ def test_notebook_runs_with_smoke_profile(path, smoke_outputs):
     assert manifest["status"] == "ok" and manifest["parameters"]["profile"] == "smoke"
 
     metrics_file = smoke_outputs / "metrics" / f"{name}.json"
-    assert metrics_file.exists(), f"{name} wrote no metrics (prototokens.artifacts.write_metrics)"
+    assert metrics_file.exists(), f"{name} wrote no metrics (prototokens.harness.artifacts.write_metrics)"
     metrics = json.loads(metrics_file.read_text())
     assert metrics, f"{name}: empty metrics"
     check_metric("", metrics, name)

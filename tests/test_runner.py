@@ -18,8 +18,8 @@ import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from prototokens import envcheck, runner
-from prototokens.runner import NotebookFailed, ParameterError
+from prototokens.harness import envcheck, runner
+from prototokens.harness.runner import NotebookFailed, ParameterError
 
 PARAMS_CELL = """\
 model: str = "tiny"  # model name
@@ -31,7 +31,7 @@ output_dir: str = ""  # outputs tree; empty means the repository's outputs folde
 num_steps: int = 10  # optimisation steps
 lr: float = 0.1  # learning rate"""
 
-WRITE_METRICS = ("from prototokens.artifacts import write_metrics\n"
+WRITE_METRICS = ("from prototokens.harness.artifacts import write_metrics\n"
                  "write_metrics({name!r}, {{'num_steps': num_steps, 'lr': lr, 'model': model, "
                  "'device': device}}, output_dir=output_dir)")
 
@@ -282,7 +282,7 @@ def test_per_cell_timeout_is_reported(project):
 def test_cli_runs_all_in_order_and_builds_the_report(project):
     for name in ("02_second", "01_first"):
         make_notebook(project.notebooks, name, WRITE_METRICS.format(name=name))
-    base = [sys.executable, "-m", "prototokens.runner", "--profile", "smoke", "--quiet",
+    base = [sys.executable, "-m", "prototokens.harness.runner", "--profile", "smoke", "--quiet",
             "--notebooks-dir", str(project.notebooks), "--params-dir", str(project.params),
             "--output-dir", str(project.outputs)]
     # A typo fails fast, before any notebook runs, with exit code 2.

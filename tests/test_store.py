@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from prototokens import engine, experiments
-from prototokens.experiments import load_result, reconstruct
-from prototokens.recipe import Recipe
-from prototokens.store import ResultStore, cache_key
+from prototokens.engine import experiments
+import prototokens.engine.train as engine
+from prototokens.engine.experiments import load_result, reconstruct
+from prototokens.engine.recipe import Recipe
+from prototokens.engine.store import ResultStore, cache_key
 
 TEXTS = ["The quick brown fox jumps over", "To be, or not to be, that is", "Call me Ishmael.",
          "It was the best of times"]
@@ -44,7 +45,7 @@ def test_rows_have_metrics_and_tensors(tiny_llama, tmp_path):
     assert set(res["vectors"]) == {"e", "m"} and res["vectors"]["e"].shape == (tiny_llama.d_model,)
     assert len(res["loss_curve"]) == row.steps + 1
     # the stored vectors reproduce the stored accuracy in one forward pass
-    pred, _ = engine.decode(tiny_llama, "e+m*N", res["vectors"], row.num_tokens)
+    pred, _ = engine.predict(tiny_llama, "e+m*N", res["vectors"], row.num_tokens)
     ids = tiny_llama.tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"]
     assert sum(p == t for p, t in zip(pred, ids)) == row.c_tokens
 

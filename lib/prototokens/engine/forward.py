@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from prototokens.arrangements import TOKEN, Arrangement
+from prototokens.engine.arrangements import TOKEN, Arrangement
 
 DEFAULT_CHUNK_ELEMENTS = 2**24  # logits per chunk on CPU (64 MiB in fp32)
 

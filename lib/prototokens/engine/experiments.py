@@ -8,50 +8,38 @@ Ctrl-C or a dead kernel resumes with only the missing rows.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import pandas as pd
 import torch
 
-from prototokens.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
-from prototokens.engine import Progress, RowResult, optimize, text_fingerprint
-from prototokens.metrics import THRESHOLDS, h_lm, nats_to_bits, theoretical_capacity
-from prototokens.recipe import Recipe, get_recipe
-from prototokens.store import ResultStore, cache_key, engine_version
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
+from prototokens.inputs.data.base import Text
+from prototokens.engine.train import Progress, RowResult, optimize, text_fingerprint
+from prototokens.engine.metrics import THRESHOLDS, h_lm, nats_to_bits, theoretical_capacity
+from prototokens.engine.recipe import Recipe, get_recipe
+from prototokens.engine.store import ResultStore, cache_key, engine_version
 
 
-@dataclass(frozen=True)
-class Item:
-    """One text to reconstruct (a light stand-in for ``prototokens.data.Text``)."""
-
-    text_id: str
-    token_ids: tuple[int, ...]
-    source: str = "custom"
-    label: str = "custom"
-    text: str = ""
-
-
-def as_items(texts, tokenizer=None) -> list[Item]:
-    """Accept ``data.Text`` objects, ``Item``s, token-id sequences or strings (with ``tokenizer``)."""
-    items = []
+def as_texts(texts, tokenizer=None) -> list[Text]:
+    """Accept :class:`~prototokens.inputs.data.Text` records, token-id sequences or strings (with
+    ``tokenizer``); the latter two become ``Text`` records of source ``custom``."""
+    out = []
     for t in texts:
-        if isinstance(t, Item):
-            items.append(t)
-        elif hasattr(t, "token_ids") and hasattr(t, "text_id"):
-            items.append(Item(t.text_id, tuple(t.token_ids), t.source, t.label, t.text))
+        if isinstance(t, Text):
+            out.append(t)
         elif isinstance(t, str):
             if tokenizer is None:
                 raise ValueError("pass a tokenizer to reconstruct raw strings")
             ids = tuple(tokenizer(t, add_special_tokens=False)["input_ids"])
-            items.append(Item(f"str-{text_fingerprint(ids)}", ids, "custom", "custom", t))
+            out.append(Text(f"str-{text_fingerprint(ids)}", "custom", "custom", t, ids))
         else:
             ids = tuple(int(x) for x in t)
-            items.append(Item(f"ids-{text_fingerprint(ids)}", ids))
-    for it in items:
-        if len(it.token_ids) == 0:
-            raise ValueError(f"text {it.text_id!r} is empty: nothing to reconstruct")
-    return items
+            out.append(Text(f"ids-{text_fingerprint(ids)}", "custom", "custom", "", ids))
+    for t in out:
+        if len(t.token_ids) == 0:
+            raise ValueError(f"text {t.text_id!r} is empty: nothing to reconstruct")
+    return out
 
 
 def _groups(n_texts: int, seeds: Sequence[int], share: str | None, group_size: int | None):
@@ -81,7 +69,7 @@ def reconstruct(lm, texts, *, arrangement: str = DEFAULT_ARRANGEMENT, recipe: st
     """
     arrangement = get_arrangement(arrangement)
     recipe = get_recipe(recipe)
-    items = as_items(texts, lm.tokenizer)
+    items = as_texts(texts, lm.tokenizer)
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     seeds = [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
     plan = _groups(len(items), seeds, share, group_size)
@@ -148,12 +136,13 @@ def _run_missing(lm, items, plan, keys, missing, store, arrangement, recipe, sha
         bar.close()
 
 
-def _row(lm, item: Item, seed, gid, res: RowResult, arrangement, recipe, share, batch, h_nats, cap) -> dict:
+def _row(lm, item: Text, seed, gid, res: RowResult, arrangement, recipe, share, batch, h_nats, cap) -> dict:
     m = res.metrics
     ce = m.get("ce_nats")
     gain = (h_nats - ce) if ce is not None and math.isfinite(h_nats) else None
     row = {
-        "text_id": item.text_id, "source": item.source, "label": item.label, "model": lm.name,
+        "text_id": item.text_id, "source": item.source, "label": item.label,
+        "context_id": item.context_id, "model": lm.name,
         "arrangement": arrangement.name, "num_tokens": len(item.token_ids), "seed": seed,
         "recipe": recipe.name, "share": share or "none", "group": gid, "status": res.status,
         "converged": res.converged, "diverged": res.diverged, "steps": res.steps,
@@ -164,6 +153,7 @@ def _row(lm, item: Item, seed, gid, res: RowResult, arrangement, recipe, share, 
         "wall_time_s": res.wall_time_s, "batch_size": batch, "d_model": lm.d_model,
         "vocab_size": lm.vocab_size, "theoretical_capacity": cap, "engine_version": engine_version(),
         "recipe_params": recipe.as_dict(), "device": str(lm.device), "dtype": str(lm.dtype).replace("torch.", ""),
+        "token_ids": list(item.token_ids), "predicted_ids": list(res.predicted_ids),
     }
     for thr in THRESHOLDS:
         row[f"steps_to_{thr:g}"] = res.steps_to[thr]

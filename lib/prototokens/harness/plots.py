@@ -1,7 +1,7 @@
 """Plotting functions shared by the notebooks and the interactive explorer (one code path).
 
 Every function takes computed data and returns a matplotlib Figure (or an HTML string for the
-token-by-token reconstruction); saving goes through ``prototokens.artifacts.save_figure``.
+token-by-token reconstruction); saving goes through ``prototokens.harness.artifacts.save_figure``.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from prototokens.arrangements import TOKEN, get_arrangement
+from prototokens.engine.arrangements import TOKEN, get_arrangement
 
 SLOT_COLOURS = {"e": "#d95f02", "m": "#1b9e77"}
 

@@ -1,6 +1,6 @@
 """Run the notebooks in batch: layered parameter files, papermill, timeouts, run manifests.
 
-``make reproduce`` calls :func:`run_all` through the CLI (``python -m prototokens.runner``). Each
+``make reproduce`` calls :func:`run_all` through the CLI (``python -m prototokens.harness.runner``). Each
 notebook ``notebooks/NN_name.ipynb`` runs in a fresh ``python3`` kernel of this venv, with
 ``--cwd notebooks`` so a batch run sees the same working directory as JupyterLab.
 
@@ -45,8 +45,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from prototokens.artifacts import metrics_dir
-from prototokens.envcheck import device_report, kernel_check, package_versions
+from prototokens.harness.artifacts import metrics_dir
+from prototokens.harness.envcheck import device_report, kernel_check, package_versions
 from prototokens.io import write_json, write_text
 from prototokens.paths import output_dir as _output_dir
 from prototokens.paths import repo_root
@@ -247,16 +247,36 @@ def _close_name(key: str, known: Iterable[str]) -> str:
 _YAML_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
-def _check_type(key: str, value: Any, declared: dict, source: str, nb_name: str) -> None:
-    """Catch YAML surprises before a run: ``1e-2`` is a string to PyYAML, ``no`` is a bool."""
-    expected = _YAML_TYPES.get(str(declared.get("inferred_type_name", "")).strip())
-    if expected is None or value is None:
-        return
+def _type_ok(value: Any, expected: tuple) -> bool:
     if isinstance(value, bool) and bool not in expected:
-        ok = False
-    else:
-        ok = isinstance(value, expected)
-    if not ok:
+        return False  # PyYAML reads `no` as False: not an int
+    return isinstance(value, expected)
+
+
+def _check_type(key: str, value: Any, declared: dict, source: str, nb_name: str) -> None:
+    """Catch YAML surprises before a run: ``1e-2`` is a string to PyYAML, ``no`` is a bool.
+
+    Scalars (``int``, ``float``, ``str``, ``bool``) and lists of them (``list[str]``) are checked;
+    other annotations are passed through unchecked.
+    """
+    type_name = str(declared.get("inferred_type_name", "")).replace(" ", "")
+    if value is None:
+        return
+    if type_name.startswith("list[") and type_name.endswith("]"):
+        inner = _YAML_TYPES.get(type_name[5:-1])
+        if not isinstance(value, list):
+            raise ParameterError(f"{source}: parameter {key!r} of {nb_name} is declared {type_name} "
+                                 f"but the value is {value!r} ({type(value).__name__}); write a YAML "
+                                 "list, e.g. [a, b]")
+        bad = [v for v in value if inner is not None and not _type_ok(v, inner)]
+        if bad:
+            raise ParameterError(f"{source}: parameter {key!r} of {nb_name} is declared {type_name} "
+                                 f"but holds {bad[0]!r} ({type(bad[0]).__name__})")
+        return
+    expected = _YAML_TYPES.get(type_name)
+    if expected is None:
+        return
+    if not _type_ok(value, expected):
         hint = " (PyYAML reads 1e-2 as a string: write 1.0e-2)" if isinstance(value, str) else ""
         raise ParameterError(f"{source}: parameter {key!r} of {nb_name} is declared "
                              f"{declared['inferred_type_name']} but the value is {value!r} "
@@ -656,7 +676,7 @@ def run_all(profile: str = "default", notebooks: Iterable[str] | None = None, *,
                     break
     finally:
         if report:
-            from prototokens.report import build_report
+            from prototokens.harness.report import build_report
 
             try:
                 print(f"report: {build_report(output_dir)}", flush=True)
@@ -676,9 +696,9 @@ _EXIT_CODES = {"kernel_died": DEAD_KERNEL_EXIT, "timeout": 124, "cell_timeout": 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m prototokens.runner --profile smoke --notebook 03``; see ``--help``."""
+    """``python -m prototokens.harness.runner --profile smoke --notebook 03``; see ``--help``."""
     parser = argparse.ArgumentParser(
-        prog="python -m prototokens.runner",
+        prog="python -m prototokens.harness.runner",
         description="Run the notebooks through papermill with layered parameter files.")
     parser.add_argument("--profile", default=os.environ.get("PROFILE") or "default",
                         help="default (CPU, embedded model), smoke (CI) or paper (GPU, hub models)")

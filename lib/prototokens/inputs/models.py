@@ -219,7 +219,7 @@ def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device = "auto",
 
 
 def wrap_model(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
-    """Wrap an in-memory model (e.g. ``prototokens.tiny.tiny_model()``) like ``load_model`` does."""
+    """Wrap an in-memory model (e.g. ``prototokens.inputs.tiny.tiny_model()``) like ``load_model`` does."""
     model.eval()
     model.requires_grad_(False)
     return LoadedModel(name=name, model=model, tokenizer=tokenizer, title=name, source="memory")

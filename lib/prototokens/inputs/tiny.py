@@ -2,7 +2,7 @@
 
 They exercise every mechanism of the engine (arrangements, batching, sharing, freezing, caching)
 in milliseconds without any download. They say nothing about the phenomenon itself: for that the
-tests use the embedded SmolLM2 (``prototokens.models.load_model("smollm2-135m")``).
+tests use the embedded SmolLM2 (``prototokens.inputs.models.load_model("smollm2-135m")``).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..paths import cache_dir
+from prototokens.paths import cache_dir
 from .base import RANDOM_LABEL, Text, encode, exact_text, load_dataset_dir, save_dataset
 
 VOCAB_SIZE = 100_000

@@ -1,7 +1,7 @@
 """The one entry point, :func:`load_texts`, and the quick :func:`source_status` table."""
 from __future__ import annotations
 
-from ..paths import cache_dir
+from prototokens.paths import cache_dir
 from . import gutenberg, hub, pools
 from .base import (FANFICS_LABEL, PG19_LABEL, PG19_OFFLINE_LABEL, RANDOM_LABEL, SOURCES, Text,
                    exact_text)

@@ -24,7 +24,7 @@ import hashlib
 import numpy as np
 import torch
 
-from ..paths import cache_dir
+from prototokens.paths import cache_dir
 from .base import Text, decode, encode, exact_text, load_dataset_dir, save_dataset, stable_seed, \
     tokenizer_fingerprint
 from .pools import Pool, pg19_pool, select

@@ -26,16 +26,15 @@ from prototokens import __version__
 from prototokens.io import atomic_path, write_json
 from prototokens.paths import output_dir
 
-_ENGINE_MODULES = ("engine.py", "forward.py", "optim.py", "arrangements.py", "recipe.py", "metrics.py")
-
-
 @lru_cache(maxsize=1)
 def engine_version() -> str:
-    """Library version plus a hash of the engine's source files (part of every cache key)."""
+    """Library version plus a hash of every source file of the engine package (part of every
+    cache key): any edit under ``prototokens/engine/`` invalidates old rows."""
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in _ENGINE_MODULES:
-        h.update((here / name).read_bytes())
+    for path in sorted(here.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
     return f"{__version__}+{h.hexdigest()[:10]}"
 
 

@@ -26,12 +26,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from prototokens.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
-from prototokens.forward import (DEFAULT_CHUNK_ELEMENTS, BatchPlan, auto_chunk_elements, batch_loss, hidden_states,
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
+from prototokens.engine.forward import (DEFAULT_CHUNK_ELEMENTS, BatchPlan, auto_chunk_elements, batch_loss, hidden_states,
                                  input_embeddings, plan_batch, target_argmax, target_ce)
-from prototokens.metrics import THRESHOLDS, token_metrics
-from prototokens.optim import MaskedAdamW
-from prototokens.recipe import Recipe, get_recipe
+from prototokens.engine.metrics import THRESHOLDS, token_metrics
+from prototokens.engine.optim import MaskedAdamW
+from prototokens.engine.recipe import Recipe, get_recipe
 
 SHARE_MODES = (None, "e", "m")
 
@@ -148,7 +148,7 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
              on_unit_done: Callable[[list[RowResult]], None] | None = None) -> list[RowResult]:
     """Train proto-tokens for every row of ``token_ids`` in one batch; returns one result per row.
 
-    ``lm``: a :class:`prototokens.models.LoadedModel`. ``seeds``: one per row (or one for all);
+    ``lm``: a :class:`prototokens.inputs.models.LoadedModel`. ``seeds``: one per row (or one for all);
     a row's init depends only on (its tokens, its seed, the slot), so a batched call gives the same
     start as one-at-a-time calls. ``groups``: ids for ``share``; default: all rows one group.
     ``chunk_elements``: logits computed at once (default :func:`forward.auto_chunk_elements`).
@@ -287,7 +287,7 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
 
 
 @torch.no_grad()
-def decode(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor], n_tokens: int,
+def predict(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor], n_tokens: int,
            token_ids: Sequence[int] | None = None,
            chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> tuple[list[int], float | None]:
     """One-forward greedy decoding of ``n_tokens`` tokens from trained vectors.
@@ -323,7 +323,7 @@ def decode(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor],
 def evaluate_row(lm, arrangement: Arrangement, res: RowResult,
                  chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> None:
     """Fill ``res.predicted_ids`` and ``res.metrics`` by decoding at deployment shape (B=1)."""
-    pred, ce = decode(lm, arrangement, res.vectors, len(res.token_ids), res.token_ids, chunk_elements)
+    pred, ce = predict(lm, arrangement, res.vectors, len(res.token_ids), res.token_ids, chunk_elements)
     res.predicted_ids = tuple(pred)
     res.metrics = token_metrics(pred, res.token_ids)
     res.metrics["ce_nats"] = ce if ce is not None and math.isfinite(ce) else None
