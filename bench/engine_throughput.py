@@ -17,6 +17,7 @@ Examples::
     python bench/engine_throughput.py --random-init llama-3.2-1b --device cuda --n-tokens 256
     python bench/engine_throughput.py --quick --random-init smollm2-135m-arch
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,18 +36,44 @@ import torch.nn.functional as F
 # configs of the architectures that --random-init builds (weights random, on the device)
 ARCHS: dict[str, dict] = {
     "llama-3.2-1b": dict(
-        hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-        num_key_value_heads=8, head_dim=64, vocab_size=128256, max_position_embeddings=131072,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, hidden_act="silu", bos_token_id=128000,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=16,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        head_dim=64,
+        vocab_size=128256,
+        max_position_embeddings=131072,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        hidden_act="silu",
+        bos_token_id=128000,
         eos_token_id=128001,
-        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
-                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                         "original_max_position_embeddings": 8192}),
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 32.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+    ),
     "smollm2-135m-arch": dict(
-        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-        num_key_value_heads=3, head_dim=64, vocab_size=49152, max_position_embeddings=8192,
-        rms_norm_eps=1e-5, tie_word_embeddings=True, hidden_act="silu", bos_token_id=0,
-        eos_token_id=0, rope_parameters={"rope_type": "default", "rope_theta": 100000.0}),
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        head_dim=64,
+        vocab_size=49152,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        hidden_act="silu",
+        bos_token_id=0,
+        eos_token_id=0,
+        rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
+    ),
 }
 
 
@@ -61,25 +88,26 @@ def sync(device: torch.device) -> None:
 
 def build_random(arch: str, device: torch.device, dtype: torch.dtype, attn: str):
     """A random-init LlamaForCausalLM of a known architecture, created directly on ``device``."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from prototokens.inputs.models import wrap_model
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(**ARCHS[arch])
     cfg._attn_implementation = attn
     torch.manual_seed(0)
     t0 = time.perf_counter()
     old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)          # parameters are born in the target dtype ...
+    torch.set_default_dtype(dtype)  # parameters are born in the target dtype ...
     try:
-        with torch.device(device):          # ... and on the device: no CPU init of 1B weights
+        with torch.device(device):  # ... and on the device: no CPU init of 1B weights
             model = LlamaForCausalLM(cfg)
     finally:
         torch.set_default_dtype(old)
-    model.to(device)                        # no-op; dtype untouched so RoPE's inv_freq stays fp32
+    model.to(device)  # no-op; dtype untouched so RoPE's inv_freq stays fp32
     sync(device)
-    log(f"built random {arch} on {device} in {dtype} in {time.perf_counter() - t0:.1f}s "
-        f"({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters)")
+    log(
+        f"built random {arch} on {device} in {dtype} in {time.perf_counter() - t0:.1f}s "
+        f"({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters)"
+    )
     return wrap_model(model, None, name=f"random:{arch}")
 
 
@@ -105,8 +133,8 @@ def random_texts(B: int, N: int, vocab: int, seed: int = 0) -> list[list[int]]:
 
 def bench_engine(lm, B: int, N: int, warmup: int, steps: int, sync_every: int | None) -> dict:
     """Texts*steps/s of optimize between the host syncs after ``warmup`` and ``warmup+steps`` updates."""
-    from prototokens.engine.train import optimize
     from prototokens.engine.recipe import get_recipe
+    from prototokens.engine.train import optimize
 
     every = sync_every or (8 if lm.device.type == "cuda" else 1)
     w = max(every, math.ceil(warmup / every) * every)
@@ -118,18 +146,27 @@ def bench_engine(lm, B: int, N: int, warmup: int, steps: int, sync_every: int | 
 
     def progress(p):
         if p.n_stopped == 0 and p.step not in stamps:
-            stamps[p.step] = time.perf_counter()    # after the engine's host sync of this step
+            stamps[p.step] = time.perf_counter()  # after the engine's host sync of this step
 
     texts = random_texts(B, N, lm.vocab_size)
     t0 = time.perf_counter()
-    res = optimize(lm, texts, recipe=recipe, seeds=list(range(B)), sync_every=every, progress=progress)
+    res = optimize(
+        lm, texts, recipe=recipe, seeds=list(range(B)), sync_every=every, progress=progress
+    )
     total = time.perf_counter() - t0
     full = all(r.steps == w + s and r.status == "max_steps" for r in res)
     if w not in stamps or w + s not in stamps:
         raise RuntimeError(f"engine stopped early: progress at steps {sorted(stamps)}")
     dt = stamps[w + s] - stamps[w]
-    return {"step_ms": 1e3 * dt / s, "texts_steps_per_s": B * s / dt, "timed_steps": s, "warmup_steps": w,
-            "sync_every": every, "all_rows_full_steps": full, "call_s": total}
+    return {
+        "step_ms": 1e3 * dt / s,
+        "texts_steps_per_s": B * s / dt,
+        "timed_steps": s,
+        "warmup_steps": w,
+        "sync_every": every,
+        "all_rows_full_steps": full,
+        "call_s": total,
+    }
 
 
 def bench_reference(lm, B: int, N: int, warmup: int, steps: int) -> dict:
@@ -142,7 +179,9 @@ def bench_reference(lm, B: int, N: int, warmup: int, steps: int) -> dict:
 
     def step():
         logits = model(inputs_embeds=x.to(dtype), use_cache=False).logits[:, 1:].float()
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum")
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
+        )
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -158,34 +197,57 @@ def bench_reference(lm, B: int, N: int, warmup: int, steps: int) -> dict:
     dt = time.perf_counter() - t0
     if not torch.isfinite(loss):
         log("  warning: reference loss is not finite")
-    return {"step_ms": 1e3 * dt / steps, "texts_steps_per_s": B * steps / dt, "timed_steps": steps,
-            "warmup_steps": warmup}
+    return {
+        "step_ms": 1e3 * dt / steps,
+        "texts_steps_per_s": B * steps / dt,
+        "timed_steps": steps,
+        "warmup_steps": warmup,
+    }
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m", help="model spec for load_model (default smollm2-135m)")
-    ap.add_argument("--random-init", choices=sorted(ARCHS), default=None,
-                    help="benchmark a random-init model of this architecture instead of --model")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--model", default="smollm2-135m", help="model spec for load_model (default smollm2-135m)"
+    )
+    ap.add_argument(
+        "--random-init",
+        choices=sorted(ARCHS),
+        default=None,
+        help="benchmark a random-init model of this architecture instead of --model",
+    )
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16")
-    ap.add_argument("--n-tokens", type=int, default=None, help="N target tokens per text (default 32; quick 16)")
-    ap.add_argument("--batch-sizes", default=None, help="comma-separated B values (default 1,32; quick 1,8)")
+    ap.add_argument(
+        "--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16"
+    )
+    ap.add_argument(
+        "--n-tokens", type=int, default=None, help="N target tokens per text (default 32; quick 16)"
+    )
+    ap.add_argument(
+        "--batch-sizes", default=None, help="comma-separated B values (default 1,32; quick 1,8)"
+    )
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 20; quick 4)")
     ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (default 3; quick 1)")
-    ap.add_argument("--sync-every", type=int, default=None, help="engine host-sync period (default: engine's)")
+    ap.add_argument(
+        "--sync-every", type=int, default=None, help="engine host-sync period (default: engine's)"
+    )
     ap.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (CUDA, fp32)")
     ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--skip-reference", action="store_true")
-    ap.add_argument("--quick", action="store_true", help="a few steps at small shapes: a smoke test")
+    ap.add_argument(
+        "--quick", action="store_true", help="a few steps at small shapes: a smoke test"
+    )
     ap.add_argument("--out", default="outputs/bench/engine_throughput.json")
     args = ap.parse_args(argv)
 
     quick = args.quick
     N = args.n_tokens or (16 if quick else 32)
-    batch_sizes = [int(b) for b in (args.batch_sizes or ("1,8" if quick else "1,32")).split(",") if b.strip()]
+    batch_sizes = [
+        int(b) for b in (args.batch_sizes or ("1,8" if quick else "1,32")).split(",") if b.strip()
+    ]
     steps = args.steps or (4 if quick else 20)
     warmup = args.warmup if args.warmup is not None else (1 if quick else 3)
     if args.threads:
@@ -197,26 +259,44 @@ def main(argv=None) -> int:
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    env = {"python": platform.python_version(), "torch": torch.__version__, "device": str(device),
-           "threads": torch.get_num_threads(), "hostname": platform.node()}
+    env = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "hostname": platform.node(),
+    }
     try:
         import transformers
+
         env["transformers"] = transformers.__version__
     except ImportError:
         pass
     if device.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(device)
-    log(f"engine throughput: N={N} B={batch_sizes} steps={steps} warmup={warmup} dtype={dtype} "
-        f"tf32={args.tf32} attn={args.attn} env={env}")
+    log(
+        f"engine throughput: N={N} B={batch_sizes} steps={steps} warmup={warmup} dtype={dtype} "
+        f"tf32={args.tf32} attn={args.attn} env={env}"
+    )
     lm = load(args, device, dtype)
     out = Path(args.out)
     if not out.is_absolute():
         out = Path.cwd() / out
     out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"model": args.random_init and f"random:{args.random_init}" or args.model,
-              "random_init": args.random_init, "n_tokens": N, "dtype": str(dtype).replace("torch.", ""),
-              "attn": args.attn, "tf32": args.tf32, "steps": steps, "warmup": warmup,
-              "d_model": lm.d_model, "vocab_size": lm.vocab_size, "env": env, "results": []}
+    report = {
+        "model": args.random_init and f"random:{args.random_init}" or args.model,
+        "random_init": args.random_init,
+        "n_tokens": N,
+        "dtype": str(dtype).replace("torch.", ""),
+        "attn": args.attn,
+        "tf32": args.tf32,
+        "steps": steps,
+        "warmup": warmup,
+        "d_model": lm.d_model,
+        "vocab_size": lm.vocab_size,
+        "env": env,
+        "results": [],
+    }
 
     def save():
         tmp = out.with_suffix(".tmp")
@@ -233,8 +313,11 @@ def main(argv=None) -> int:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
             try:
-                r = (bench_engine(lm, B, N, warmup, steps, args.sync_every) if kind == "engine"
-                     else bench_reference(lm, B, N, warmup, steps))
+                r = (
+                    bench_engine(lm, B, N, warmup, steps, args.sync_every)
+                    if kind == "engine"
+                    else bench_reference(lm, B, N, warmup, steps)
+                )
                 if device.type == "cuda":
                     r["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             except Exception as exc:  # an OOM at one shape must not lose the others
@@ -243,13 +326,21 @@ def main(argv=None) -> int:
                 traceback.print_exc()
             row[kind] = r
             extra = f" peak {r['peak_mem_gib']:.1f} GiB" if "peak_mem_gib" in r else ""
-            log(f"B={B:4d} N={N:4d} {kind:9s} " + (f"{r['texts_steps_per_s']:10.2f} texts*steps/s  "
-                                                    f"{r['step_ms']:9.1f} ms/step{extra}"
-                                                    if "error" not in r else f"FAILED {r['error']}"))
+            log(
+                f"B={B:4d} N={N:4d} {kind:9s} "
+                + (
+                    f"{r['texts_steps_per_s']:10.2f} texts*steps/s  "
+                    f"{r['step_ms']:9.1f} ms/step{extra}"
+                    if "error" not in r
+                    else f"FAILED {r['error']}"
+                )
+            )
         e, f = row.get("engine", {}), row.get("reference", {})
         if "step_ms" in e and "step_ms" in f:
             row["engine_overhead_pct"] = 100.0 * (e["step_ms"] / f["step_ms"] - 1.0)
-            log(f"B={B:4d} N={N:4d} engine overhead vs bare loop: {row['engine_overhead_pct']:+.1f}%")
+            log(
+                f"B={B:4d} N={N:4d} engine overhead vs bare loop: {row['engine_overhead_pct']:+.1f}%"
+            )
         report["results"].append(row)
         save()
     save()

@@ -10,6 +10,7 @@ cached ``reconstruct``. Prints one summary line per configuration and writes ``s
 ``--texts``: JSON ``{source: [{"text_id", "label", "token_ids", "text"}, ...]}`` (so the GPU machine
 needs no text source), or omit it to draw from ``prototokens.inputs.data`` here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
 from prototokens.engine.experiments import reconstruct
+from prototokens.engine.recipe import Recipe, get_recipe
+from prototokens.engine.store import ResultStore
 from prototokens.inputs.data.base import Text
 from prototokens.inputs.models import load_model
-from prototokens.engine.recipe import RECIPES, Recipe, get_recipe
-from prototokens.engine.store import ResultStore
 
 EXTRA = {
     "lr3e-2": Recipe(name="lr3e-2", lr=3e-2),
@@ -40,8 +40,13 @@ def recipe_by_name(name: str) -> Recipe:
 def load_items(path: str | None, lm, n_texts: int, sources: list[str]) -> dict[str, list[Text]]:
     if path:
         raw = json.loads(Path(path).read_text())
-        return {s: [Text(t["text_id"], s, t["label"], t["text"], tuple(t["token_ids"])) for t in raw[s][:n_texts]]
-                for s in sources}
+        return {
+            s: [
+                Text(t["text_id"], s, t["label"], t["text"], tuple(t["token_ids"]))
+                for t in raw[s][:n_texts]
+            ]
+            for s in sources
+        }
     from prototokens.inputs import data
 
     return {s: data.load_texts(s, n_texts, 64, lm.tokenizer, seed=0) for s in sources}
@@ -49,14 +54,21 @@ def load_items(path: str | None, lm, n_texts: int, sources: list[str]) -> dict[s
 
 def summarise(df: pd.DataFrame, max_steps: int) -> dict:
     steps = np.where(df.converged, df.steps, max_steps)
-    return {"runs": int(len(df)), "converged_fraction": float(df.converged.mean()),
-            "exact_fraction": float(df.exact_match.mean()), "mean_accuracy": float(df.accuracy.mean()),
-            "median_steps_to_1": float(df.steps_to_1.median()) if df.converged.any() else None,
-            "mean_steps_budgeted": float(steps.mean()), "max_wall_time_s": float(df.wall_time_s.max())}
+    return {
+        "runs": int(len(df)),
+        "converged_fraction": float(df.converged.mean()),
+        "exact_fraction": float(df.exact_match.mean()),
+        "mean_accuracy": float(df.accuracy.mean()),
+        "median_steps_to_1": float(df.steps_to_1.median()) if df.converged.any() else None,
+        "mean_steps_budgeted": float(steps.mean()),
+        "max_wall_time_s": float(df.wall_time_s.max()),
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto")
@@ -70,7 +82,9 @@ def main() -> None:
     ap.add_argument("--arrangements", default="e+m*N,e+m*(N-1)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", default="outputs/bench/recipes")
-    ap.add_argument("--time-budget-s", type=float, default=1e9, help="skip configurations once exceeded")
+    ap.add_argument(
+        "--time-budget-s", type=float, default=1e9, help="skip configurations once exceeded"
+    )
     args = ap.parse_args()
 
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -78,7 +92,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
-    print(f"model {lm.name} on {lm.device} ({lm.dtype}), loaded in {time.perf_counter() - t_start:.1f} s", flush=True)
+    print(
+        f"model {lm.name} on {lm.device} ({lm.dtype}), loaded in {time.perf_counter() - t_start:.1f} s",
+        flush=True,
+    )
     sources = args.sources.split(",")
     items = load_items(args.texts, lm, args.n_texts, sources)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -99,21 +116,49 @@ def main() -> None:
         recipe = recipe_by_name(rname).with_(max_steps=args.max_steps)
         texts = [Item(i.text_id, i.token_ids[:n], i.source, i.label, i.text) for i in items[src]]
         t0 = time.perf_counter()
-        df = reconstruct(lm, texts, arrangement=arrangement, recipe=recipe, seeds=seeds, store=store,
-                         batch_size=args.batch_size, progress=False)
-        s = {"source": src, "num_tokens": n, "arrangement": arrangement, "recipe": rname,
-             "wall_s": time.perf_counter() - t0, **summarise(df, args.max_steps)}
+        df = reconstruct(
+            lm,
+            texts,
+            arrangement=arrangement,
+            recipe=recipe,
+            seeds=seeds,
+            store=store,
+            batch_size=args.batch_size,
+            progress=False,
+        )
+        s = {
+            "source": src,
+            "num_tokens": n,
+            "arrangement": arrangement,
+            "recipe": rname,
+            "wall_s": time.perf_counter() - t0,
+            **summarise(df, args.max_steps),
+        }
         if arrangement == "e+m*(N-1)":
             s["first_wrong_is_0_fraction"] = float((df.first_wrong == 0).mean())
         summary.append(s)
         frames.append(df)
         print(json.dumps(s), flush=True)
-        pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)  # after each: a timeout keeps it
-    (out / "summary.json").write_text(json.dumps({"model": lm.name, "device": str(lm.device), "dtype": str(lm.dtype),
-                                                  "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                                                  "torch": torch.__version__, "configs": summary}, indent=2))
+        pd.DataFrame(summary).to_csv(
+            out / "summary.csv", index=False
+        )  # after each: a timeout keeps it
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "model": lm.name,
+                "device": str(lm.device),
+                "dtype": str(lm.dtype),
+                "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                "torch": torch.__version__,
+                "configs": summary,
+            },
+            indent=2,
+        )
+    )
     if frames:
-        pd.concat(frames).drop(columns=["recipe_params"]).to_parquet(out / "rows.parquet", index=False)
+        pd.concat(frames).drop(columns=["recipe_params"]).to_parquet(
+            out / "rows.parquet", index=False
+        )
     print(pd.DataFrame(summary).to_string(index=False))
 
 

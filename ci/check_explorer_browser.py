@@ -24,6 +24,7 @@ Needs: Debian chromium (/usr/bin/chromium) and the ``playwright`` Python package
     /tmp/pwvenv/bin/python ci/check_explorer_browser.py \
         --jupyter /work/main/.venv/bin/jupyter --out /tmp/explorer_shots
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,11 +44,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "02_optimization.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # Fast CPU settings written into the copy's parameters cell.
-PARAMS = {"num_tokens": "8", "num_texts": "2", "num_seeds": "1", "max_steps": "30",
-          "interactive": "True", "recipes": '"paper"'}
+PARAMS = {
+    "num_tokens": "8",
+    "num_texts": "2",
+    "num_seeds": "1",
+    "max_steps": "30",
+    "interactive": "True",
+    "recipes": '"paper"',
+}
 TRAIN_STEPS = 12  # != PARAMS["max_steps"], so the explorer's run is not a cache hit
 
 
@@ -70,11 +84,18 @@ def prepare_notebook(dest_dir: Path) -> Path:
     nb = json.loads(NOTEBOOK.read_text())
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
-        raise CheckFailed(f"expected exactly one 'parameters' cell in {NOTEBOOK}, found {len(cells)}")
+        raise CheckFailed(
+            f"expected exactly one 'parameters' cell in {NOTEBOOK}, found {len(cells)}"
+        )
     src = "".join(cells[0]["source"])
     for name, value in PARAMS.items():
-        src, n = re.subn(rf"^({name}\s*(?::[^=]+)?=\s*)[^#\n]*?(\s*(#.*)?)$", rf"\g<1>{value}\g<2>", src,
-                         count=1, flags=re.M)
+        src, n = re.subn(
+            rf"^({name}\s*(?::[^=]+)?=\s*)[^#\n]*?(\s*(#.*)?)$",
+            rf"\g<1>{value}\g<2>",
+            src,
+            count=1,
+            flags=re.M,
+        )
         if n != 1:
             raise CheckFailed(f"parameter {name!r} not found in the parameters cell")
     cells[0]["source"] = src.splitlines(keepends=True)
@@ -108,8 +129,9 @@ def stop_server(proc: subprocess.Popen, base: str, token: str) -> None:
     kids = children_of(proc.pid)
     if proc.poll() is None:
         try:
-            req = urllib.request.Request(f"{base}/api/shutdown", method="POST",
-                                         headers={"Authorization": f"token {token}"})
+            req = urllib.request.Request(
+                f"{base}/api/shutdown", method="POST", headers={"Authorization": f"token {token}"}
+            )
             urllib.request.urlopen(req, timeout=10).read()
             proc.wait(timeout=15)
         except Exception as exc:  # noqa: BLE001 - fall through to signals
@@ -150,11 +172,17 @@ def run_browser(url: str, shots: Path, widget_timeout: float, train_timeout: flo
     try:
         with sync_playwright() as pw:
             ctx = pw.chromium.launch_persistent_context(
-                profile, executable_path="/usr/bin/chromium", headless=True,
-                args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1600})
+                profile,
+                executable_path="/usr/bin/chromium",
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1600},
+            )
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
             console_errors: list[str] = []
-            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on(
+                "console", lambda m: console_errors.append(m.text) if m.type == "error" else None
+            )
             try:
                 return _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout)
             except Exception:
@@ -190,7 +218,9 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
     # (the toolbar indicator reads "idle" before a kernel exists; the status bar's "<kernel> | Idle"
     # appears only once the kernel is connected. Running cells earlier pops a "Select Kernel" dialog.)
     try:
-        page.locator("[class*='StatusBar']", has_text=re.compile(r"\|\s*Idle")).first.wait_for(timeout=120_000)
+        page.locator("[class*='StatusBar']", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
+            timeout=120_000
+        )
     except PWTimeout:
         raise CheckFailed("kernel never became idle (is the 'python3' kernelspec registered?)")
     accept_dialogs(page)
@@ -207,8 +237,10 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
         if train.count() > 0:
             break
         accept_dialogs(page)
-        errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                              has_text="Traceback")
+        errors = page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+            has_text="Traceback",
+        )
         if errors.count() > 0:
             raise CheckFailed("a cell raised during Run All:\n" + errors.first.inner_text()[-3000:])
         if time.time() > deadline:
@@ -259,8 +291,10 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
     for x in samples[:40]:
         log(f"  t+{x[0]:>5}s  {x[1]!r}  bar[{x[2]}]")
     if final is None:
-        raise CheckFailed(f"status never showed 'after N steps' within {train_timeout:.0f} s "
-                          f"(last: {samples[-1][1] if samples else ''!r})")
+        raise CheckFailed(
+            f"status never showed 'after N steps' within {train_timeout:.0f} s "
+            f"(last: {samples[-1][1] if samples else ''!r})"
+        )
     if "Error" in final:
         raise CheckFailed(f"the explorer reported an error: {final}")
     n_steps = int(re.search(r"after (\d+) steps", final).group(1))
@@ -281,7 +315,11 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
     n_spans = spans.count()
     if n_spans == 0:
         problems.append("no coloured token spans")
-    colours = set(spans.evaluate_all("els => els.map(e => getComputedStyle(e).backgroundColor)")) if n_spans else set()
+    colours = (
+        set(spans.evaluate_all("els => els.map(e => getComputedStyle(e).backgroundColor)"))
+        if n_spans
+        else set()
+    )
     if "decoded:" not in out_text:
         problems.append("no 'decoded:' paragraph")
     imgs = out.locator("img")
@@ -293,7 +331,11 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
     widget.screenshot(path=str(shots / "02_widget_after_train.png"))
     page.screenshot(path=str(shots / "02_page_after_train.png"), full_page=True)
     if problems:
-        raise CheckFailed("output area incomplete: " + "; ".join(problems) + f"\noutput text (head):\n{out_text[:800]}\n...\noutput text (tail):\n{out_text[-2500:]}")
+        raise CheckFailed(
+            "output area incomplete: "
+            + "; ".join(problems)
+            + f"\noutput text (head):\n{out_text[:800]}\n...\noutput text (tail):\n{out_text[-2500:]}"
+        )
     head = re.search(r"\d+/\d+\s*tokens correct in one forward pass", out_text).group(0)
     decoded = next((ln for ln in out_text.splitlines() if ln.startswith("decoded:")), "")
     size = imgs.first.evaluate("i => i.naturalWidth + 'x' + i.naturalHeight")
@@ -304,14 +346,27 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--jupyter", default=shutil.which("jupyter") or "jupyter",
-                    help="the jupyter executable of the project venv (its python3 kernel runs the notebook)")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--jupyter",
+        default=shutil.which("jupyter") or "jupyter",
+        help="the jupyter executable of the project venv (its python3 kernel runs the notebook)",
+    )
     ap.add_argument("--out", default="/tmp/explorer_shots", help="folder for the screenshots")
-    ap.add_argument("--widget-timeout", type=float, default=600, help="seconds from Run All to the widget")
-    ap.add_argument("--train-timeout", type=float, default=300, help="seconds from Train to the final status")
-    ap.add_argument("--threads", type=int, default=1, help="OMP/MKL threads for the kernel (shared CPUs)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (notebook, outputs, log)")
+    ap.add_argument(
+        "--widget-timeout", type=float, default=600, help="seconds from Run All to the widget"
+    )
+    ap.add_argument(
+        "--train-timeout", type=float, default=300, help="seconds from Train to the final status"
+    )
+    ap.add_argument(
+        "--threads", type=int, default=1, help="OMP/MKL threads for the kernel (shared CPUs)"
+    )
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder (notebook, outputs, log)"
+    )
     args = ap.parse_args()
 
     if not Path("/usr/bin/chromium").exists():
@@ -320,7 +375,10 @@ def main() -> int:
     try:
         import playwright  # noqa: F401
     except ImportError:
-        print("FAIL: the playwright Python package is not importable from this interpreter", file=sys.stderr)
+        print(
+            "FAIL: the playwright Python package is not importable from this interpreter",
+            file=sys.stderr,
+        )
         return 2
     shots = Path(args.out)
     shots.mkdir(parents=True, exist_ok=True)
@@ -334,19 +392,37 @@ def main() -> int:
         env = dict(os.environ, PROTOTOKENS_OUTPUT_DIR=str(tmp / "outputs"))
         # keep the kernel lean on a shared machine (torch reads these at import)
         env.update({k: str(args.threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")})
-        cmd = [args.jupyter, "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--ServerApp.token={token}", f"--ServerApp.root_dir={tmp}",
-               "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        cmd = [
+            args.jupyter,
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.token={token}",
+            f"--ServerApp.root_dir={tmp}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
         if os.geteuid() == 0:  # containers/CI run as root; jupyter refuses that without the flag
             cmd.append("--allow-root")
         server_log = open(tmp / "jupyter.log", "w")
         log(f"starting jupyter lab on port {port} (root {tmp})")
-        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=server_log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=tmp,
+            env=env,
+            stdout=server_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_ready(base, token, proc, timeout=120)
         log(f"server up after {time.time() - t_start:.1f} s")
-        timings = run_browser(f"{base}/lab/tree/{nb.name}?token={token}", shots,
-                              args.widget_timeout, args.train_timeout)
+        timings = run_browser(
+            f"{base}/lab/tree/{nb.name}?token={token}",
+            shots,
+            args.widget_timeout,
+            args.train_timeout,
+        )
         timings["total_s"] = round(time.time() - t_start, 1)
         log(f"PASS {json.dumps(timings)}")
         log(f"screenshots in {shots}: {sorted(p.name for p in shots.glob('*.png'))}")
@@ -360,7 +436,9 @@ def main() -> int:
     finally:
         if proc is not None:
             stop_server(proc, base, token)
-            tail = (tmp / "jupyter.log").read_text()[-1500:] if (tmp / "jupyter.log").exists() else ""
+            tail = (
+                (tmp / "jupyter.log").read_text()[-1500:] if (tmp / "jupyter.log").exists() else ""
+            )
             if "Traceback" in tail:
                 log(f"jupyter log tail:\n{tail}")
         if args.keep:

@@ -3,13 +3,13 @@
 Torch runs single-threaded in tests: on a shared 2-core machine, 2 threads under contention were
 measured up to 9x slower than 1. Set ``PROTOTOKENS_TEST_THREADS`` to override.
 """
+
 from __future__ import annotations
 
 import os
 
 import pytest
 import torch
-
 from prototokens.inputs.models import ModelUnavailable, load_model, wrap_model
 from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 

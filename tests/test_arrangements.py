@@ -1,11 +1,16 @@
 """Index arithmetic of every input arrangement (paper Table 1 and the ar-K baseline)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
-from prototokens.engine.arrangements import (ARRANGEMENTS, DEFAULT_ARRANGEMENT, TABLE1_ARRANGEMENTS, TOKEN,
-                                      get_arrangement)
+from prototokens.engine.arrangements import (
+    ARRANGEMENTS,
+    DEFAULT_ARRANGEMENT,
+    TABLE1_ARRANGEMENTS,
+    TOKEN,
+    get_arrangement,
+)
 from prototokens.engine.forward import plan_batch
 
 NS = (1, 2, 3, 4, 7, 16)
@@ -26,7 +31,9 @@ def expected(name: str, n: int):
         return ["e"] + ["m"] * n, [-1] + list(range(n))
     if name.startswith("ar-"):
         k = int(name[3:])
-        return [f"mem{i}" for i in range(k)] + [f"t{j}" for j in range(n - 1)], [-1] * (k - 1) + list(range(n))
+        return [f"mem{i}" for i in range(k)] + [f"t{j}" for j in range(n - 1)], [-1] * (
+            k - 1
+        ) + list(range(n))
     raise AssertionError(name)
 
 
@@ -46,13 +53,15 @@ def test_layout(name, n):
     inputs, targets = expected(name, n)
     assert layout.length == arr.input_length(n) == expected_length(name, n) == len(inputs)
     assert len(layout.token_index) == len(layout.target_index) == layout.length
-    got_inputs = [arr.slots[s] if s != TOKEN else f"t{j}" for s, j in zip(layout.slot, layout.token_index)]
+    got_inputs = [
+        arr.slots[s] if s != TOKEN else f"t{j}" for s, j in zip(layout.slot, layout.token_index)
+    ]
     assert got_inputs == inputs
     for s, j in zip(layout.slot, layout.token_index):
-        assert (j >= 0) == (s == TOKEN)       # token_index only at TOKEN positions
+        assert (j >= 0) == (s == TOKEN)  # token_index only at TOKEN positions
     assert list(layout.target_index) == targets
     supervised = sorted(t for t in layout.target_index if t >= 0)
-    assert supervised == list(range(n))     # every target predicted exactly once
+    assert supervised == list(range(n))  # every target predicted exactly once
     # teacher forcing never shows a token at or after the position that predicts it
     for p, j in enumerate(layout.token_index):
         if j >= 0:
@@ -65,10 +74,10 @@ def test_layout(name, n):
 @pytest.mark.parametrize("n", NS)
 def test_e_supervision(n):
     default = get_arrangement("e+m*N").build(n)
-    assert default.slot[0] == 0 and default.target_index[0] == -1          # e unsupervised
-    assert default.target_index[1] == 0                                    # first m predicts t_1
+    assert default.slot[0] == 0 and default.target_index[0] == -1  # e unsupervised
+    assert default.target_index[1] == 0  # first m predicts t_1
     eq1 = get_arrangement("e+m*(N-1)").build(n)
-    assert eq1.slot[0] == 0 and eq1.target_index[0] == 0                   # e predicts t_1
+    assert eq1.slot[0] == 0 and eq1.target_index[0] == 0  # e predicts t_1
 
 
 def test_registry():
@@ -118,6 +127,6 @@ def test_plan_batch_indices(name):
             assert plan.slot[r, p] == s
             if s == TOKEN:
                 assert plan.token[r, p] == ids[j]
-        assert (plan.slot[r, layout.length:] == 0).all()                  # right padding: slot 0
+        assert (plan.slot[r, layout.length :] == 0).all()  # right padding: slot 0
     sub = plan.subset(torch.tensor([2, 0]))
     assert sub.n_targets.tolist() == [7, 3]

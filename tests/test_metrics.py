@@ -1,29 +1,43 @@
 """Per-text metrics on hand examples, and H_LM against the model's own loss."""
+
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
-
-from prototokens.engine.metrics import (h_lm, nats_to_bits, start_token_id, steps_to_threshold,
-                                 theoretical_capacity, token_metrics)
+from prototokens.engine.metrics import (
+    h_lm,
+    nats_to_bits,
+    start_token_id,
+    steps_to_threshold,
+    theoretical_capacity,
+    token_metrics,
+)
 
 TEXTS = ["Call me Ishmael.", "The quick brown fox jumps over the lazy dog.", "To be"]
 
 
-@pytest.mark.parametrize("pred,target,c,acc,exact,first", [
-    ([1, 2, 3, 4], [1, 2, 3, 4], 4, 1.0, True, None),
-    ([1, 9, 3, 9], [1, 2, 3, 4], 2, 0.5, False, 1),
-    ([9, 2, 3, 4], [1, 2, 3, 4], 3, 0.75, False, 0),
-    ([0, 0, 0], [1, 2, 3], 0, 0.0, False, 0),
-    ([7], [7], 1, 1.0, True, None),
-    ((5, 6), [5, 7], 1, 0.5, False, 1),
-])
+@pytest.mark.parametrize(
+    "pred,target,c,acc,exact,first",
+    [
+        ([1, 2, 3, 4], [1, 2, 3, 4], 4, 1.0, True, None),
+        ([1, 9, 3, 9], [1, 2, 3, 4], 2, 0.5, False, 1),
+        ([9, 2, 3, 4], [1, 2, 3, 4], 3, 0.75, False, 0),
+        ([0, 0, 0], [1, 2, 3], 0, 0.0, False, 0),
+        ([7], [7], 1, 1.0, True, None),
+        ((5, 6), [5, 7], 1, 0.5, False, 1),
+    ],
+)
 def test_token_metrics(pred, target, c, acc, exact, first):
     m = token_metrics(pred, target)
-    assert m == {"num_tokens": len(target), "c_tokens": c, "accuracy": acc, "exact_match": exact,
-                 "first_wrong": first}
+    assert m == {
+        "num_tokens": len(target),
+        "c_tokens": c,
+        "accuracy": acc,
+        "exact_match": exact,
+        "first_wrong": first,
+    }
 
 
 def test_token_metrics_length_mismatch():
@@ -43,7 +57,7 @@ def test_steps_to_threshold():
     assert steps_to_threshold(curve, 1.0) == 4
     assert steps_to_threshold([0.1, 0.2], 1.0) is None
     assert steps_to_threshold([], 0.5) is None
-    assert steps_to_threshold([15 / 16], 0.9375) == 0         # float round-off tolerated
+    assert steps_to_threshold([15 / 16], 0.9375) == 0  # float round-off tolerated
 
 
 def test_theoretical_capacity():
@@ -51,7 +65,9 @@ def test_theoretical_capacity():
     assert theoretical_capacity(768, 50304) == pytest.approx(768 * 16 / math.log2(50304))
     assert theoretical_capacity(768, 50304) == pytest.approx(787.3, abs=0.6)
     assert theoretical_capacity(4096, 128256) == pytest.approx(3862, abs=0.5)
-    assert theoretical_capacity(576, 49152, bits_per_value=32) == pytest.approx(576 * 32 / math.log2(49152))
+    assert theoretical_capacity(576, 49152, bits_per_value=32) == pytest.approx(
+        576 * 32 / math.log2(49152)
+    )
 
 
 def test_nats_to_bits():
@@ -62,7 +78,11 @@ def test_nats_to_bits():
 
 
 def test_start_token(tiny_llama):
-    assert start_token_id(tiny_llama.tokenizer) == tiny_llama.tokenizer.convert_tokens_to_ids("<|endoftext|>") == 0
+    assert (
+        start_token_id(tiny_llama.tokenizer)
+        == tiny_llama.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        == 0
+    )
 
 
 def test_h_lm_equals_model_loss(tiny_lm):
@@ -73,7 +93,9 @@ def test_h_lm_equals_model_loss(tiny_lm):
     for ids, h in zip(texts, got):
         x = torch.tensor([[start] + ids])
         with torch.no_grad():
-            loss = tiny_lm.model(input_ids=x, labels=x).loss.item()     # mean over the N shifted targets
+            loss = tiny_lm.model(
+                input_ids=x, labels=x
+            ).loss.item()  # mean over the N shifted targets
         assert h == pytest.approx(loss * len(ids), rel=1e-4)
     # batch (padded, different lengths) == one at a time, in any batch size
     singles = [h_lm(tiny_lm, [ids])[0] for ids in texts]

@@ -1,14 +1,20 @@
 """Model loading: spec errors, an unreachable hub, the embedded SmolLM2, dtype and device rules."""
+
 from __future__ import annotations
 
 import time
 
 import pytest
 import torch
-
 from prototokens.inputs import models
-from prototokens.inputs.models import (EMBEDDED, ModelUnavailable, load_model, resolve_device, resolve_dtype,
-                                wrap_model)
+from prototokens.inputs.models import (
+    EMBEDDED,
+    ModelUnavailable,
+    load_model,
+    resolve_device,
+    resolve_dtype,
+    wrap_model,
+)
 from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
 
 
@@ -35,7 +41,7 @@ def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)       # read at import time
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # read at import time
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     t0 = time.perf_counter()
     with pytest.raises(ModelUnavailable) as info:
@@ -69,7 +75,7 @@ def test_wrap_model_freezes():
     assert not lm.model.training and not any(p.requires_grad for p in lm.model.parameters())
     assert (lm.d_model, lm.vocab_size, lm.max_positions, lm.dtype) == (32, 320, 256, torch.float32)
     assert lm.source == "memory" and lm.device == torch.device("cpu")
-    assert wrap_model(tiny_model("gpt_neox"), None).tokenizer is None     # tokenizer optional
+    assert wrap_model(tiny_model("gpt_neox"), None).tokenizer is None  # tokenizer optional
 
 
 def test_embedded_status_lists_specs():
@@ -89,7 +95,9 @@ def test_smollm2_loaded_frozen(smollm2):
     assert lm.model.config.model_type == "llama"
     assert lm.tokenizer("Hello world")["input_ids"]
     t0 = time.perf_counter()
-    again = load_model("smollm2-135m", device="cpu")                 # from the dequantised cache
+    again = load_model("smollm2-135m", device="cpu")  # from the dequantised cache
     elapsed = time.perf_counter() - t0
     assert elapsed < 10, f"second load took {elapsed:.1f}s"
-    assert torch.equal(again.model.get_input_embeddings().weight, lm.model.get_input_embeddings().weight)
+    assert torch.equal(
+        again.model.get_input_embeddings().weight, lm.model.get_input_embeddings().weight
+    )

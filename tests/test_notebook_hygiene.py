@@ -9,6 +9,7 @@ absolute paths, widgets only in a guarded, tagged ``Explore`` section. For every
 The folders can be pointed elsewhere with ``PROTOTOKENS_NOTEBOOKS_DIR`` / ``PROTOTOKENS_PARAMS_DIR``
 (to check a draft); by default they are the repository's.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,7 +20,6 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-
 from prototokens.harness import runner
 from prototokens.paths import repo_root
 
@@ -64,8 +64,9 @@ def test_the_notebooks_are_there():
 def test_name_kernel_and_no_outputs(path):
     assert runner.NOTEBOOK_FILE.match(path.name), f"{path.name}: expected NN_snake_case.ipynb"
     nb = _read(path)
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", \
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", (
         f"{path.name}: kernelspec must be python3 (papermill runs -k python3)"
+    )
     assert "widgets" not in nb.metadata, f"{path.name}: widget state committed (run `make strip`)"
     assert "papermill" not in nb.metadata, f"{path.name}: an executed notebook was committed"
     for i, cell in enumerate(nb.cells, 1):
@@ -86,8 +87,9 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
     names = []
     for node in tree.body:
         where = f"{path.name} parameters line {node.lineno}"
-        assert isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name), \
+        assert isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name), (
             f"{where}: write `name: type = value  # help`"
+        )
         assert node.value is not None, f"{where}: no value"
         ast.literal_eval(node.value)  # a literal, nothing derived (derived values go below)
         assert node.lineno == node.end_lineno, f"{where}: one parameter per line"
@@ -109,28 +111,43 @@ def test_no_absolute_paths(path):
         assert not leak, f"{path.name} cell {i}: machine-specific path {leak.group(0)!r}"
         if cell.cell_type == "code":
             found = ABSOLUTE_PATH.search(cell.source)
-            assert not found, (f"{path.name} cell {i}: absolute path near {found.group(0)!r}; "
-                               "use prototokens.paths / output_dir")
+            assert not found, (
+                f"{path.name} cell {i}: absolute path near {found.group(0)!r}; "
+                "use prototokens.paths / output_dir"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
 def test_widgets_only_in_a_guarded_tagged_explore_section(path):
     cells = _read(path).cells
-    start = next((i for i, c in enumerate(cells)
-                  if c.cell_type == "markdown" and EXPLORE_HEADING.search(c.source)), len(cells))
+    start = next(
+        (
+            i
+            for i, c in enumerate(cells)
+            if c.cell_type == "markdown" and EXPLORE_HEADING.search(c.source)
+        ),
+        len(cells),
+    )
     for i, cell in enumerate(cells[:start], 1):
         if cell.cell_type == "code":
-            assert not WIDGET_CODE.search(cell.source), \
+            assert not WIDGET_CODE.search(cell.source), (
                 f"{path.name} cell {i}: widget code outside the final Explore section"
+            )
     for i, cell in enumerate(cells[start:], start + 1):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
-        assert "skip-execution" in _tags(cell), \
+        assert "skip-execution" in _tags(cell), (
             f"{path.name} cell {i}: Explore cell not tagged skip-execution"
+        )
         body = [n for n in ast.parse(cell.source).body]
-        guarded = all(isinstance(n, ast.If) and "interactive" in {
-            x.id for x in ast.walk(n.test) if isinstance(x, ast.Name)} for n in body)
-        assert body and guarded, f"{path.name} cell {i}: put the Explore code under `if interactive:`"
+        guarded = all(
+            isinstance(n, ast.If)
+            and "interactive" in {x.id for x in ast.walk(n.test) if isinstance(x, ast.Name)}
+            for n in body
+        )
+        assert body and guarded, (
+            f"{path.name} cell {i}: put the Explore code under `if interactive:`"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
@@ -149,10 +166,14 @@ def test_params_file_keys_are_known_for_every_profile(path, tmp_path):
 def test_every_params_file_has_its_notebook():
     stems = {p.stem for p in NOTEBOOKS}
     orphans = [p.name for p in PARAMS_FILES if p.stem not in stems]
-    assert not orphans, f"params files without a notebook (a misspelt name is never used): {orphans}"
+    assert not orphans, (
+        f"params files without a notebook (a misspelt name is never used): {orphans}"
+    )
 
 
-@pytest.mark.parametrize("path", PROFILE_FILES + PARAMS_FILES, ids=_ids(PROFILE_FILES + PARAMS_FILES))
+@pytest.mark.parametrize(
+    "path", PROFILE_FILES + PARAMS_FILES, ids=_ids(PROFILE_FILES + PARAMS_FILES)
+)
 def test_interactive_is_false_in_every_params_file(path):
     data = yaml.safe_load(path.read_text()) or {}
     if path.name.startswith("profile_"):
@@ -161,8 +182,9 @@ def test_interactive_is_false_in_every_params_file(path):
         assert isinstance(data.get("model"), str) and isinstance(data.get("device"), str)
     else:
         for section, body in data.items():
-            assert (body or {}).get("interactive", False) is False, \
+            assert (body or {}).get("interactive", False) is False, (
                 f"{path.name} [{section}]: interactive must stay false"
+            )
 
 
 def test_papermill_skips_cells_tagged_skip_execution(tmp_path):
@@ -172,16 +194,28 @@ def test_papermill_skips_cells_tagged_skip_execution(tmp_path):
 
     marker = tmp_path / "explore_ran.txt"
     nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell("before = 1"),
-               nbformat.v4.new_code_cell(
-                   f"open({marker.name!r}, 'w').write('ran')\nraise SystemExit('should be skipped')",
-                   metadata={"tags": ["skip-execution"]}),
-               nbformat.v4.new_code_cell("after = before + 1\nprint(after)")],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+        cells=[
+            nbformat.v4.new_code_cell("before = 1"),
+            nbformat.v4.new_code_cell(
+                f"open({marker.name!r}, 'w').write('ran')\nraise SystemExit('should be skipped')",
+                metadata={"tags": ["skip-execution"]},
+            ),
+            nbformat.v4.new_code_cell("after = before + 1\nprint(after)"),
+        ],
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     src, out = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, src)
-    papermill.execute_notebook(str(src), str(out), kernel_name="python3", cwd=str(tmp_path),
-                               progress_bar=False, execution_timeout=120)
+    papermill.execute_notebook(
+        str(src),
+        str(out),
+        kernel_name="python3",
+        cwd=str(tmp_path),
+        progress_bar=False,
+        execution_timeout=120,
+    )
     done = _read(out)
     assert not marker.exists()
     assert done.cells[1].outputs == [] and done.cells[1].execution_count is None
@@ -191,10 +225,14 @@ def test_papermill_skips_cells_tagged_skip_execution(tmp_path):
 def test_lib_is_tracked_by_git():
     """The stock Python .gitignore ignores lib/, which holds the package."""
     root = repo_root()
-    inside = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
-                            capture_output=True, text=True)
+    inside = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--is-inside-work-tree"],
+        capture_output=True,
+        text=True,
+    )
     if inside.returncode != 0:
         pytest.skip("not a git checkout")
-    files = subprocess.run(["git", "-C", str(root), "ls-files", "lib"],
-                           capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "-C", str(root), "ls-files", "lib"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert "lib/prototokens/__init__.py" in files, "lib/ is not tracked: check .gitignore"

@@ -8,6 +8,7 @@ named (in backticks) in its "Outputs" markdown exists, both formats.
 Range conventions for metric keys (the last part of a nested key): ``*accuracy*`` and
 ``*fraction*`` lie in [0, 1]; ``num_*``, ``n_*``, ``*_s`` and ``*_seconds`` are >= 0.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,6 @@ import re
 
 import nbformat
 import pytest
-
 from prototokens.harness import runner
 from prototokens.harness.artifacts import ARTEFACT_NAME
 
@@ -80,7 +80,9 @@ def test_notebook_runs_with_smoke_profile(path, smoke_outputs):
     assert manifest["status"] == "ok" and manifest["parameters"]["profile"] == "smoke"
 
     metrics_file = smoke_outputs / "metrics" / f"{name}.json"
-    assert metrics_file.exists(), f"{name} wrote no metrics (prototokens.harness.artifacts.write_metrics)"
+    assert metrics_file.exists(), (
+        f"{name} wrote no metrics (prototokens.harness.artifacts.write_metrics)"
+    )
     metrics = json.loads(metrics_file.read_text())
     assert metrics, f"{name}: empty metrics"
     check_metric("", metrics, name)

@@ -4,6 +4,7 @@ failures (cell error, dead kernel, timeouts) reported with the cell, manifests, 
 Parameter tests run no kernel; each papermill run costs a few seconds (kernel start), so the
 runs are few and each checks several things.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,6 @@ import nbformat
 import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from prototokens.harness import envcheck, runner
 from prototokens.harness.runner import NotebookFailed, ParameterError
 
@@ -31,22 +31,31 @@ output_dir: str = ""  # outputs tree; empty means the repository's outputs folde
 num_steps: int = 10  # optimisation steps
 lr: float = 0.1  # learning rate"""
 
-WRITE_METRICS = ("from prototokens.harness.artifacts import write_metrics\n"
-                 "write_metrics({name!r}, {{'num_steps': num_steps, 'lr': lr, 'model': model, "
-                 "'device': device}}, output_dir=output_dir)")
+WRITE_METRICS = (
+    "from prototokens.harness.artifacts import write_metrics\n"
+    "write_metrics({name!r}, {{'num_steps': num_steps, 'lr': lr, 'model': model, "
+    "'device': device}}, output_dir=output_dir)"
+)
 
 
-def make_notebook(folder: Path, name: str, *sources: str, params: str = PARAMS_CELL,
-                  skip: str | None = None) -> Path:
+def make_notebook(
+    folder: Path, name: str, *sources: str, params: str = PARAMS_CELL, skip: str | None = None
+) -> Path:
     """A notebook like the real ones: title, tagged parameters cell, code cells, and optionally a
     final cell tagged ``skip-execution``."""
-    cells = [new_markdown_cell(f"# {name}"),
-             new_code_cell(params, metadata={"tags": ["parameters"]})]
+    cells = [
+        new_markdown_cell(f"# {name}"),
+        new_code_cell(params, metadata={"tags": ["parameters"]}),
+    ]
     cells += [new_code_cell(s) for s in sources]
     if skip is not None:
         cells.append(new_code_cell(skip, metadata={"tags": ["skip-execution"]}))
-    nb = new_notebook(cells=cells, metadata={"kernelspec": {
-        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
+    )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.ipynb"
     nbformat.write(nb, path)
@@ -64,37 +73,56 @@ def project(tmp_path):
     """A notebooks dir, a params dir with the three profiles, and an outputs dir."""
     nb_dir, p_dir, out = tmp_path / "notebooks", tmp_path / "params", tmp_path / "outputs"
     for profile, device in (("default", "cpu"), ("smoke", "cpu"), ("paper", "cuda")):
-        write_yaml(p_dir / f"profile_{profile}.yaml", {
-            "profile": profile, "model": f"model-{profile}", "device": device,
-            "interactive": False})
+        write_yaml(
+            p_dir / f"profile_{profile}.yaml",
+            {
+                "profile": profile,
+                "model": f"model-{profile}",
+                "device": device,
+                "interactive": False,
+            },
+        )
     nb_dir.mkdir()
 
     class Project:
         notebooks, params, outputs = nb_dir, p_dir, out
 
         def resolve(self, name, profile="default", **kw):
-            return runner.resolve_parameters(name, profile, params_dir=p_dir, output_dir=out,
-                                             notebooks_dir=nb_dir, **kw)
+            return runner.resolve_parameters(
+                name, profile, params_dir=p_dir, output_dir=out, notebooks_dir=nb_dir, **kw
+            )
 
         def run(self, name, profile="smoke", **kw):
-            return runner.run_notebook(name, profile, out, notebooks_dir=nb_dir, params_dir=p_dir,
-                                       echo=False, **kw)
+            return runner.run_notebook(
+                name, profile, out, notebooks_dir=nb_dir, params_dir=p_dir, echo=False, **kw
+            )
 
     return Project()
 
 
 # ----------------------------------------------------------------------------- parameters
 
+
 def test_layering_order_profile_then_default_then_profile_section(project):
     make_notebook(project.notebooks, "01_alpha", "pass")
-    write_yaml(project.params / "01_alpha.yaml", {
-        "default": {"num_steps": 5, "lr": 0.5, "model": "model-from-nb-default"},
-        "smoke": {"num_steps": 2}})
+    write_yaml(
+        project.params / "01_alpha.yaml",
+        {
+            "default": {"num_steps": 5, "lr": 0.5, "model": "model-from-nb-default"},
+            "smoke": {"num_steps": 2},
+        },
+    )
 
     smoke = project.resolve("01", "smoke", extra_params={"lr": 0.25})
-    assert smoke.values == {"profile": "smoke", "model": "model-from-nb-default", "device": "cpu",
-                            "interactive": False, "num_steps": 2, "lr": 0.25,
-                            "output_dir": str(project.outputs)}
+    assert smoke.values == {
+        "profile": "smoke",
+        "model": "model-from-nb-default",
+        "device": "cpu",
+        "interactive": False,
+        "num_steps": 2,
+        "lr": 0.25,
+        "output_dir": str(project.outputs),
+    }
     assert smoke.sources["device"].endswith("profile_smoke.yaml")
     assert smoke.sources["model"].endswith("01_alpha.yaml [default]")
     assert smoke.sources["num_steps"].endswith("01_alpha.yaml [smoke]")
@@ -109,8 +137,9 @@ def test_layering_order_profile_then_default_then_profile_section(project):
 
 def test_unknown_key_names_key_notebook_file_and_closest_name(project):
     make_notebook(project.notebooks, "02_beta", "pass")
-    write_yaml(project.params / "02_beta.yaml", {"default": {"num_steps": 3},
-                                                  "smoke": {"num_step": 1}})
+    write_yaml(
+        project.params / "02_beta.yaml", {"default": {"num_steps": 3}, "smoke": {"num_step": 1}}
+    )
     project.resolve("02", "default")  # the typo only lives in the smoke section
     with pytest.raises(ParameterError) as err:
         project.resolve("02", "smoke")
@@ -137,7 +166,9 @@ def test_missing_shared_key_names_notebook_and_key(project):
         project.resolve("04", "smoke")
     no_out = "\n".join(l for l in PARAMS_CELL.splitlines() if not l.startswith("output_dir"))
     make_notebook(project.notebooks, "05_eps", "pass", params=no_out)
-    with pytest.raises(ParameterError, match=r"05_eps.ipynb lacks the shared parameter 'output_dir'"):
+    with pytest.raises(
+        ParameterError, match=r"05_eps.ipynb lacks the shared parameter 'output_dir'"
+    ):
         project.resolve("05", "smoke")
 
 
@@ -145,16 +176,24 @@ def test_profile_only_keys_go_to_notebooks_that_declare_them(project):
     profile = yaml.safe_load((project.params / "profile_smoke.yaml").read_text())
     write_yaml(project.params / "profile_smoke.yaml", {**profile, "dtype": "float32"})
     make_notebook(project.notebooks, "06_zeta", "pass")
-    make_notebook(project.notebooks, "07_eta", "pass",
-                  params=PARAMS_CELL + '\ndtype: str = "bfloat16"  # compute dtype')
+    make_notebook(
+        project.notebooks,
+        "07_eta",
+        "pass",
+        params=PARAMS_CELL + '\ndtype: str = "bfloat16"  # compute dtype',
+    )
     assert "dtype" not in project.resolve("06", "smoke").values
     assert project.resolve("07", "smoke").values["dtype"] == "float32"
 
 
 def test_parameters_cell_problems_are_reported(project):
     # papermill drops a line with a second '=' silently: the runner must not.
-    make_notebook(project.notebooks, "08_theta", "pass",
-                  params=PARAMS_CELL + '\nmode: str = "a"  # one of a=b or c')
+    make_notebook(
+        project.notebooks,
+        "08_theta",
+        "pass",
+        params=PARAMS_CELL + '\nmode: str = "a"  # one of a=b or c',
+    )
     with pytest.raises(ParameterError, match=r"papermill cannot read parameter\(s\) mode"):
         project.resolve("08", "smoke")
     path = make_notebook(project.notebooks, "09_iota", "pass")
@@ -189,9 +228,21 @@ def test_kernel_mismatch_stops_before_running(project, monkeypatch):
 def test_kernel_check_detects_a_foreign_python3_spec(tmp_path, monkeypatch):
     spec = tmp_path / "kernels" / "python3"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [str(tmp_path / "elsewhere" / "python"), "-m", "ipykernel_launcher", "-f",
-                 "{connection_file}"], "display_name": "Python 3", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [
+                    str(tmp_path / "elsewhere" / "python"),
+                    "-m",
+                    "ipykernel_launcher",
+                    "-f",
+                    "{connection_file}",
+                ],
+                "display_name": "Python 3",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     check = envcheck.kernel_check("python3")
     assert not check.ok and "make kernel" in check.message
@@ -201,15 +252,19 @@ def test_kernel_check_detects_a_foreign_python3_spec(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- papermill runs
 
+
 def test_successful_run_writes_notebook_params_manifest_and_skips_tagged_cell(project):
     marker = project.notebooks / "SKIPPED_CELL_RAN"
     make_notebook(
-        project.notebooks, "01_alpha",
+        project.notebooks,
+        "01_alpha",
         "if interactive:\n    raise RuntimeError('interactive must be false in batch runs')",
         WRITE_METRICS.format(name="01_alpha"),
-        skip=f"open({marker.name!r}, 'w').write('ran')\nraise SystemExit('should be skipped')")
-    write_yaml(project.params / "01_alpha.yaml", {"default": {"num_steps": 5},
-                                                   "smoke": {"num_steps": 2}})
+        skip=f"open({marker.name!r}, 'w').write('ran')\nraise SystemExit('should be skipped')",
+    )
+    write_yaml(
+        project.params / "01_alpha.yaml", {"default": {"num_steps": 5}, "smoke": {"num_steps": 2}}
+    )
     record = project.run("01")
 
     assert record.ok and record.status == "ok" and record.returncode == 0
@@ -231,9 +286,13 @@ def test_successful_run_writes_notebook_params_manifest_and_skips_tagged_cell(pr
     assert manifest["status"] == "ok" and manifest["profile"] == "smoke"
     assert manifest["parameters"] == resolved
     assert set(manifest["git"]) >= {"commit", "dirty"}
-    assert manifest["git"]["commit"] is None or re.fullmatch(r"[0-9a-f]{40}", manifest["git"]["commit"])
+    assert manifest["git"]["commit"] is None or re.fullmatch(
+        r"[0-9a-f]{40}", manifest["git"]["commit"]
+    )
     assert manifest["packages"]["papermill"] and manifest["packages"]["prototokens"]
-    assert manifest["device"]["device"] == "cpu" and manifest["device"]["source"] == "notebook metrics"
+    assert (
+        manifest["device"]["device"] == "cpu" and manifest["device"]["source"] == "notebook metrics"
+    )
     assert manifest["wall_time_s"] > 0 and manifest["python"]["executable"] == sys.executable
 
 
@@ -267,7 +326,9 @@ def test_whole_notebook_timeout_stops_the_run_and_names_the_cell(project):
         project.run("04", notebook_timeout=5)
     assert time.monotonic() - t0 < 60
     message = str(err.value)
-    assert "04_delta timed out after 5 s (whole-notebook timeout) in cell 4: `import time`" in message
+    assert (
+        "04_delta timed out after 5 s (whole-notebook timeout) in cell 4: `import time`" in message
+    )
     assert err.value.record.status == "timeout"
 
 
@@ -282,9 +343,20 @@ def test_per_cell_timeout_is_reported(project):
 def test_cli_runs_all_in_order_and_builds_the_report(project):
     for name in ("02_second", "01_first"):
         make_notebook(project.notebooks, name, WRITE_METRICS.format(name=name))
-    base = [sys.executable, "-m", "prototokens.harness.runner", "--profile", "smoke", "--quiet",
-            "--notebooks-dir", str(project.notebooks), "--params-dir", str(project.params),
-            "--output-dir", str(project.outputs)]
+    base = [
+        sys.executable,
+        "-m",
+        "prototokens.harness.runner",
+        "--profile",
+        "smoke",
+        "--quiet",
+        "--notebooks-dir",
+        str(project.notebooks),
+        "--params-dir",
+        str(project.params),
+        "--output-dir",
+        str(project.outputs),
+    ]
     # A typo fails fast, before any notebook runs, with exit code 2.
     write_yaml(project.params / "02_second.yaml", {"default": {"lr": 0.2, "num_stepz": 1}})
     bad = subprocess.run(base, capture_output=True, text=True, timeout=120)
@@ -305,11 +377,13 @@ def test_cli_runs_all_in_order_and_builds_the_report(project):
 
 # ----------------------------------------------------------------------------- envcheck
 
+
 def test_environment_checks_cover_the_pinned_requirements():
     checks = {c.name: c for c in envcheck.check_environment()}
     assert {"python", "torch", "papermill", "nbconvert"} <= set(checks)
     assert checks["python"].ok and checks["papermill"].ok
-    text = envcheck.format_checks([checks["papermill"],
-                                   envcheck.Check("x", "==1.2", None, False, "missing (need ==1.2)")])
+    text = envcheck.format_checks(
+        [checks["papermill"], envcheck.Check("x", "==1.2", None, False, "missing (need ==1.2)")]
+    )
     assert text.splitlines()[0].startswith("[OK] papermill ")
     assert text.splitlines()[1] == "[FAIL] x: missing (need ==1.2)"

@@ -12,6 +12,7 @@ Text Generation" (EMNLP 2025, arXiv 2505.21189). The layers, bottom up:
 The calls a user needs first are offered here and imported lazily, so ``import prototokens`` stays
 fast: ``load_model``, ``wrap_model``, ``load_texts``, ``reconstruct``, ``optimize``, ``predict``.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -3,6 +3,7 @@
 Interrupted runs (Ctrl-C, a dead kernel) must never leave a half-written row, table or tensor
 file that a later run would trust. Every writer in the library goes through these helpers.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,4 +51,6 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Atomically write ``obj`` as indented JSON (NaN/inf are rejected: they are not JSON)."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n")
+    return write_text(
+        path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
+    )

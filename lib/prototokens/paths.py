@@ -8,6 +8,7 @@ Environment overrides:
 - ``PROTOTOKENS_HOME``: caches that outlive one run — dequantised models, text sources
   (default ``~/.cache/prototokens``).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,8 @@ def repo_root() -> Path:
             return parent
     raise RuntimeError(
         "prototokens is not installed from a checkout; set PROTOTOKENS_OUTPUT_DIR to choose where "
-        "outputs go")
+        "outputs go"
+    )
 
 
 def output_dir(override: str | os.PathLike | None = None) -> Path:

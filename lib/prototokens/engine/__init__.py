@@ -4,6 +4,7 @@
 forward pass, and ``reconstruct`` (in :mod:`prototokens.engine.experiments`) is the cached call the
 notebooks make. Everything here is independent of Jupyter.
 """
+
 from __future__ import annotations
 
 from prototokens.engine.train import Progress, RowResult, optimize, predict

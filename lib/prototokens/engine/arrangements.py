@@ -22,6 +22,7 @@ unsupervised the same 16-token text is reconstructed in 80 steps. Eq. 1 stays av
 ``e+m*(N-1)``. ``ar-K`` is the autoregressive baseline of the predecessor (Kuratov et al.):
 K trained vectors in front of the teacher-forced text; unlike the predecessor, t_1 is predicted too.
 """
+
 from __future__ import annotations
 
 import re
@@ -52,7 +53,11 @@ class Layout:
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(slot, token_index, target_index) as int64 tensors of shape (L,)."""
-        return (torch.tensor(self.slot), torch.tensor(self.token_index), torch.tensor(self.target_index))
+        return (
+            torch.tensor(self.slot),
+            torch.tensor(self.token_index),
+            torch.tensor(self.target_index),
+        )
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,12 @@ class Arrangement:
     """A named input arrangement: its trained slots and a builder ``n_tokens -> Layout``."""
 
     name: str
-    slots: tuple[str, ...]          # names of the trained vectors, e.g. ("e", "m")
+    slots: tuple[str, ...]  # names of the trained vectors, e.g. ("e", "m")
     description: str
     build_fn: Callable[[int], Layout]
-    autoregressive: bool = False    # True: text tokens are inputs (teacher forcing), decode with generate
+    autoregressive: bool = (
+        False  # True: text tokens are inputs (teacher forcing), decode with generate
+    )
 
     def build(self, n_tokens: int) -> Layout:
         if not isinstance(n_tokens, int) or n_tokens < 1:
@@ -93,21 +100,40 @@ def _ar(k: int) -> Callable[[int], Layout]:
         token_index = (-1,) * k + tuple(range(n - 1))
         target_index = (-1,) * (k - 1) + tuple(range(n))
         return Layout(slot, token_index, target_index)
+
     return build
 
 
-ARRANGEMENTS: dict[str, Arrangement] = {a.name: a for a in [
-    Arrangement("e*N", ("e",), "one vector repeated N times", lambda n: _shifted([0] * n)),
-    Arrangement("e*N/2+m*N/2", ("e", "m"), "block halves: e then m",
-                lambda n: _shifted([0] * ((n + 1) // 2) + [1] * (n // 2))),
-    Arrangement("(e,m)*N/2", ("e", "m"), "alternating e, m",
-                lambda n: _shifted([i % 2 for i in range(n)])),
-    Arrangement("e+m*(N-1)", ("e", "m"), "paper Eq. 1: e then N-1 copies of m; e predicts t_1",
-                lambda n: _shifted([0] + [1] * (n - 1))),
-    Arrangement("e+m*N", ("e", "m"),
-                "default: e then N copies of m; e's output unsupervised, the first m predicts t_1",
-                _e_unsupervised),
-]}
+ARRANGEMENTS: dict[str, Arrangement] = {
+    a.name: a
+    for a in [
+        Arrangement("e*N", ("e",), "one vector repeated N times", lambda n: _shifted([0] * n)),
+        Arrangement(
+            "e*N/2+m*N/2",
+            ("e", "m"),
+            "block halves: e then m",
+            lambda n: _shifted([0] * ((n + 1) // 2) + [1] * (n // 2)),
+        ),
+        Arrangement(
+            "(e,m)*N/2",
+            ("e", "m"),
+            "alternating e, m",
+            lambda n: _shifted([i % 2 for i in range(n)]),
+        ),
+        Arrangement(
+            "e+m*(N-1)",
+            ("e", "m"),
+            "paper Eq. 1: e then N-1 copies of m; e predicts t_1",
+            lambda n: _shifted([0] + [1] * (n - 1)),
+        ),
+        Arrangement(
+            "e+m*N",
+            ("e", "m"),
+            "default: e then N copies of m; e's output unsupervised, the first m predicts t_1",
+            _e_unsupervised,
+        ),
+    ]
+}
 DEFAULT_ARRANGEMENT = "e+m*N"
 TABLE1_ARRANGEMENTS = ("e*N", "e*N/2+m*N/2", "(e,m)*N/2", "e+m*(N-1)", "e+m*N")
 _AR_RE = re.compile(r"^ar-(\d+)$")
@@ -122,7 +148,13 @@ def get_arrangement(name: str | Arrangement) -> Arrangement:
     match = _AR_RE.match(str(name))
     if match and int(match.group(1)) >= 1:
         k = int(match.group(1))
-        return Arrangement(name, tuple(f"mem{i}" for i in range(k)),
-                           f"autoregressive baseline: {k} trained vector(s) before the teacher-forced text",
-                           _ar(k), autoregressive=True)
-    raise ValueError(f"unknown arrangement {name!r}; choose one of {list(ARRANGEMENTS)} or 'ar-K' (K >= 1)")
+        return Arrangement(
+            name,
+            tuple(f"mem{i}" for i in range(k)),
+            f"autoregressive baseline: {k} trained vector(s) before the teacher-forced text",
+            _ar(k),
+            autoregressive=True,
+        )
+    raise ValueError(
+        f"unknown arrangement {name!r}; choose one of {list(ARRANGEMENTS)} or 'ar-K' (K >= 1)"
+    )

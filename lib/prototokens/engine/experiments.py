@@ -5,6 +5,7 @@ returns one metrics row per pair as a DataFrame. Each row is written to a :class
 the moment its optimisation finishes, so a repeated call is instant, and a call interrupted by
 Ctrl-C or a dead kernel resumes with only the missing rows.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,11 +15,11 @@ import pandas as pd
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
-from prototokens.inputs.data.base import Text
-from prototokens.engine.train import Progress, RowResult, optimize, text_fingerprint
 from prototokens.engine.metrics import THRESHOLDS, h_lm, nats_to_bits, theoretical_capacity
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.engine.store import ResultStore, cache_key, engine_version
+from prototokens.engine.train import Progress, RowResult, optimize, text_fingerprint
+from prototokens.inputs.data.base import Text
 
 
 def as_texts(texts, tokenizer=None) -> list[Text]:
@@ -57,10 +58,20 @@ def _groups(n_texts: int, seeds: Sequence[int], share: str | None, group_size: i
     return rows
 
 
-def reconstruct(lm, texts, *, arrangement: str = DEFAULT_ARRANGEMENT, recipe: str | Recipe = "paper",
-                seeds: Sequence[int] = (0,), share: str | None = None, group_size: int | None = None,
-                store: ResultStore | str | None = None, batch_size: int = 16, force: bool = False,
-                progress: bool | Callable[[Progress], None] = True) -> pd.DataFrame:
+def reconstruct(
+    lm,
+    texts,
+    *,
+    arrangement: str = DEFAULT_ARRANGEMENT,
+    recipe: str | Recipe = "paper",
+    seeds: Sequence[int] = (0,),
+    share: str | None = None,
+    group_size: int | None = None,
+    store: ResultStore | str | None = None,
+    batch_size: int = 16,
+    force: bool = False,
+    progress: bool | Callable[[Progress], None] = True,
+) -> pd.DataFrame:
     """Train (or load from the cache) proto-tokens for every (text, seed); one row per pair.
 
     ``share``: None, ``"m"`` or ``"e"``; rows of one seed are split into groups of
@@ -80,14 +91,23 @@ def reconstruct(lm, texts, *, arrangement: str = DEFAULT_ARRANGEMENT, recipe: st
         members.setdefault(g, []).append(fingerprints[t])
 
     def key_for(ti, seed, gid):
-        return cache_key(model=lm.name, arrangement=arrangement.name, tokens=fingerprints[ti],
-                         n=len(items[ti].token_ids), seed=seed, recipe=recipe.as_dict(), share=share,
-                         group=sorted(members[gid]) if share else [])
+        return cache_key(
+            model=lm.name,
+            arrangement=arrangement.name,
+            tokens=fingerprints[ti],
+            n=len(items[ti].token_ids),
+            seed=seed,
+            recipe=recipe.as_dict(),
+            share=share,
+            group=sorted(members[gid]) if share else [],
+        )
 
     keys = [key_for(*p) for p in plan]
     missing = [i for i, k in enumerate(keys) if force or not store.has(k)]
     if missing:
-        _run_missing(lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress)
+        _run_missing(
+            lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress
+        )
     return pd.DataFrame.from_records([store.get(k) for k in keys])
 
 
@@ -108,20 +128,36 @@ def _batches(missing: list[int], plan, batch_size: int) -> list[list[int]]:
     return batches
 
 
-def _run_missing(lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress):
+def _run_missing(
+    lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress
+):
     cap = theoretical_capacity(lm.d_model, lm.vocab_size)
     needed = sorted({plan[i][0] for i in missing})
     hl = dict(zip(needed, h_lm(lm, [items[t].token_ids for t in needed])))
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=len(missing), desc=f"{arrangement.name} {recipe.name}", unit="text")
     for batch in _batches(missing, plan, batch_size):
+
         def on_done(results: list[RowResult], batch=batch):
             for res in results:
                 i = batch[res.row]
                 ti, seed, gid = plan[i]
-                row = _row(lm, items[ti], seed, gid, res, arrangement, recipe, share, len(batch), hl[ti], cap)
+                row = _row(
+                    lm,
+                    items[ti],
+                    seed,
+                    gid,
+                    res,
+                    arrangement,
+                    recipe,
+                    share,
+                    len(batch),
+                    hl[ti],
+                    cap,
+                )
                 row["cache_key"] = keys[i]
                 tensors = {f"vec.{n}": v for n, v in res.vectors.items()}
                 tensors["loss_curve"] = torch.as_tensor(res.loss_curve)
@@ -129,31 +165,66 @@ def _run_missing(lm, items, plan, keys, missing, store, arrangement, recipe, sha
                 store.put(keys[i], row, tensors)
             if bar is not None:
                 bar.update(len(results))
-        optimize(lm, [items[plan[i][0]].token_ids for i in batch], arrangement=arrangement, recipe=recipe,
-                 seeds=[plan[i][1] for i in batch], share=share, groups=[plan[i][2] for i in batch],
-                 on_unit_done=on_done, progress=progress if callable(progress) else None)
+
+        optimize(
+            lm,
+            [items[plan[i][0]].token_ids for i in batch],
+            arrangement=arrangement,
+            recipe=recipe,
+            seeds=[plan[i][1] for i in batch],
+            share=share,
+            groups=[plan[i][2] for i in batch],
+            on_unit_done=on_done,
+            progress=progress if callable(progress) else None,
+        )
     if bar is not None:
         bar.close()
 
 
-def _row(lm, item: Text, seed, gid, res: RowResult, arrangement, recipe, share, batch, h_nats, cap) -> dict:
+def _row(
+    lm, item: Text, seed, gid, res: RowResult, arrangement, recipe, share, batch, h_nats, cap
+) -> dict:
     m = res.metrics
     ce = m.get("ce_nats")
     gain = (h_nats - ce) if ce is not None and math.isfinite(h_nats) else None
     row = {
-        "text_id": item.text_id, "source": item.source, "label": item.label,
-        "context_id": item.context_id, "model": lm.name,
-        "arrangement": arrangement.name, "num_tokens": len(item.token_ids), "seed": seed,
-        "recipe": recipe.name, "share": share or "none", "group": gid, "status": res.status,
-        "converged": res.converged, "diverged": res.diverged, "steps": res.steps,
-        "accuracy": m["accuracy"], "c_tokens": m["c_tokens"], "exact_match": m["exact_match"],
-        "first_wrong": m["first_wrong"], "train_accuracy": m["train_accuracy"],
-        "ce_nats": ce, "ce_bits": nats_to_bits(ce), "h_lm_nats": h_nats, "h_lm_bits": nats_to_bits(h_nats),
-        "info_gain_nats": gain, "info_gain_bits": nats_to_bits(gain),
-        "wall_time_s": res.wall_time_s, "batch_size": batch, "d_model": lm.d_model,
-        "vocab_size": lm.vocab_size, "theoretical_capacity": cap, "engine_version": engine_version(),
-        "recipe_params": recipe.as_dict(), "device": str(lm.device), "dtype": str(lm.dtype).replace("torch.", ""),
-        "token_ids": list(item.token_ids), "predicted_ids": list(res.predicted_ids),
+        "text_id": item.text_id,
+        "source": item.source,
+        "label": item.label,
+        "context_id": item.context_id,
+        "model": lm.name,
+        "arrangement": arrangement.name,
+        "num_tokens": len(item.token_ids),
+        "seed": seed,
+        "recipe": recipe.name,
+        "share": share or "none",
+        "group": gid,
+        "status": res.status,
+        "converged": res.converged,
+        "diverged": res.diverged,
+        "steps": res.steps,
+        "accuracy": m["accuracy"],
+        "c_tokens": m["c_tokens"],
+        "exact_match": m["exact_match"],
+        "first_wrong": m["first_wrong"],
+        "train_accuracy": m["train_accuracy"],
+        "ce_nats": ce,
+        "ce_bits": nats_to_bits(ce),
+        "h_lm_nats": h_nats,
+        "h_lm_bits": nats_to_bits(h_nats),
+        "info_gain_nats": gain,
+        "info_gain_bits": nats_to_bits(gain),
+        "wall_time_s": res.wall_time_s,
+        "batch_size": batch,
+        "d_model": lm.d_model,
+        "vocab_size": lm.vocab_size,
+        "theoretical_capacity": cap,
+        "engine_version": engine_version(),
+        "recipe_params": recipe.as_dict(),
+        "device": str(lm.device),
+        "dtype": str(lm.dtype).replace("torch.", ""),
+        "token_ids": list(item.token_ids),
+        "predicted_ids": list(res.predicted_ids),
     }
     for thr in THRESHOLDS:
         row[f"steps_to_{thr:g}"] = res.steps_to[thr]
@@ -165,5 +236,8 @@ def _row(lm, item: Text, seed, gid, res: RowResult, arrangement, recipe, share, 
 def load_result(store: ResultStore, row: dict | pd.Series) -> dict:
     """Vectors and curves of a result row (as returned by :func:`reconstruct`)."""
     t = store.tensors(row["cache_key"])
-    return {"vectors": store.vectors(row["cache_key"]),
-            "loss_curve": t["loss_curve"].numpy(), "accuracy_curve": t["accuracy_curve"].numpy()}
+    return {
+        "vectors": store.vectors(row["cache_key"]),
+        "loss_curve": t["loss_curve"].numpy(),
+        "accuracy_curve": t["accuracy_curve"].numpy(),
+    }

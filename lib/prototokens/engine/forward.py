@@ -7,6 +7,7 @@ outputs at real positions: no attention mask is needed and the result equals the
 Logits are computed only where a target is, in chunks, each chunk under activation checkpointing,
 so at most one chunk of (tokens x vocab) logits is alive: a 128k vocabulary at N=724 fits.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,8 +66,11 @@ class BatchPlan:
         return plan_from_parts([self.parts[r] for r in rows_cpu], self.slot.device)
 
 
-def plan_batch(arrangement: Arrangement, token_ids: list[list[int]] | list[tuple[int, ...]],
-               device: torch.device | str = "cpu") -> BatchPlan:
+def plan_batch(
+    arrangement: Arrangement,
+    token_ids: list[list[int]] | list[tuple[int, ...]],
+    device: torch.device | str = "cpu",
+) -> BatchPlan:
     """Build the index tensors for a batch of texts (lists of target token ids)."""
     parts = []
     for ids in token_ids:
@@ -91,11 +95,17 @@ def plan_from_parts(parts: list, device) -> BatchPlan:
             tt.append(t)
             trow.append(r)
             tpos.append(j)
-    return BatchPlan(slot.to(device), token.to(device), torch.tensor(flat, device=device),
-                     torch.tensor(tt, device=device), torch.tensor(trow, device=device),
-                     torch.tensor(tpos, device=device),
-                     torch.tensor([p[3] for p in parts], device=device), parts,
-                     any(TOKEN in p[0] for p in parts))
+    return BatchPlan(
+        slot.to(device),
+        token.to(device),
+        torch.tensor(flat, device=device),
+        torch.tensor(tt, device=device),
+        torch.tensor(trow, device=device),
+        torch.tensor(tpos, device=device),
+        torch.tensor([p[3] for p in parts], device=device),
+        parts,
+        any(TOKEN in p[0] for p in parts),
+    )
 
 
 def input_embeddings(model, plan: BatchPlan, vectors: torch.Tensor) -> torch.Tensor:
@@ -106,18 +116,20 @@ def input_embeddings(model, plan: BatchPlan, vectors: torch.Tensor) -> torch.Ten
     emb = model.get_input_embeddings()
     R, L = plan.shape
     idx = plan.slot.clamp(min=0)[..., None].expand(R, L, vectors.shape[-1])
-    x = torch.gather(vectors, 1, idx).to(emb.weight.dtype)                 # (R, L, d)
+    x = torch.gather(vectors, 1, idx).to(emb.weight.dtype)  # (R, L, d)
     if plan.has_tokens:  # known on the host: no device sync in the hot loop
         x = torch.where((plan.slot == TOKEN)[..., None], emb(plan.token), x)
     return x
 
 
-def _head_ce(head, softcap, h: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = head(h).float()                                               # (t, V)
+def _head_ce(
+    head, softcap, h: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    logits = head(h).float()  # (t, V)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    ce = F.cross_entropy(logits, target, reduction="none")                 # (t,)
-    correct = (logits.argmax(-1) == target).float()                        # (t,)
+    ce = F.cross_entropy(logits, target, reduction="none")  # (t,)
+    correct = (logits.argmax(-1) == target).float()  # (t,)
     return ce, correct
 
 
@@ -127,13 +139,14 @@ def hidden_states(model, inputs_embeds: torch.Tensor) -> torch.Tensor:
     return out.last_hidden_state
 
 
-def target_ce(model, plan: BatchPlan, hidden: torch.Tensor,
-              chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor]:
+def target_ce(
+    model, plan: BatchPlan, hidden: torch.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-target CE (nats) and correctness (argmax == target), each (T,), from hidden (R, L, d)."""
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     R, L, d = hidden.shape
-    h = hidden.reshape(R * L, d)[plan.tgt_flat]                              # (T, d)
+    h = hidden.reshape(R * L, d)[plan.tgt_flat]  # (T, d)
     vocab = head.weight.shape[0]
     per_chunk = max(1, chunk_elements // vocab)
     T = h.shape[0]
@@ -143,7 +156,9 @@ def target_ce(model, plan: BatchPlan, hidden: torch.Tensor,
     for start in range(0, T, per_chunk):
         sl = slice(start, start + per_chunk)
         if torch.is_grad_enabled() and h.requires_grad:
-            ce, cor = checkpoint(_head_ce, head, softcap, h[sl], plan.tgt_token[sl], use_reentrant=False)
+            ce, cor = checkpoint(
+                _head_ce, head, softcap, h[sl], plan.tgt_token[sl], use_reentrant=False
+            )
         else:
             ce, cor = _head_ce(head, softcap, h[sl], plan.tgt_token[sl])
         ces.append(ce)
@@ -152,19 +167,23 @@ def target_ce(model, plan: BatchPlan, hidden: torch.Tensor,
 
 
 @torch.no_grad()
-def target_argmax(model, plan: BatchPlan, hidden: torch.Tensor,
-                  chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> torch.Tensor:
+def target_argmax(
+    model, plan: BatchPlan, hidden: torch.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> torch.Tensor:
     """Greedy prediction (T,) at every supervised position: the one-forward decoding."""
     head = model.get_output_embeddings()
     R, L, d = hidden.shape
     h = hidden.reshape(R * L, d)[plan.tgt_flat]
     per_chunk = max(1, chunk_elements // head.weight.shape[0])
     # softcapping is monotone, so it cannot change the argmax
-    return torch.cat([head(h[s:s + per_chunk]).argmax(-1) for s in range(0, h.shape[0], per_chunk)])
+    return torch.cat(
+        [head(h[s : s + per_chunk]).argmax(-1) for s in range(0, h.shape[0], per_chunk)]
+    )
 
 
-def batch_loss(model, plan: BatchPlan, vectors: torch.Tensor,
-               chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_loss(
+    model, plan: BatchPlan, vectors: torch.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One forward. Returns per-text CE sums (R,) in nats, correct counts (R,) and the
     per-target argmax correctness (T,) (for first-error positions)."""
     hidden = hidden_states(model, input_embeddings(model, plan, vectors))

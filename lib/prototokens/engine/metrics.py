@@ -11,6 +11,7 @@ code summed nats and the paper labelled them bits; we keep both).
 - theoretical capacity = d * 16 / log2|V| tokens: the bits of one 16-bit d-vector over the bits of a
   token id (predecessor's models_list.csv).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,13 @@ def token_metrics(pred: Sequence[int], target: Sequence[int]) -> dict:
         raise ValueError(f"prediction has {len(pred)} tokens, target {len(target)}")
     wrong = [i for i, (p, t) in enumerate(zip(pred, target)) if int(p) != int(t)]
     c = len(target) - len(wrong)
-    return {"num_tokens": len(target), "c_tokens": c, "accuracy": c / len(target) if target else float("nan"),
-            "exact_match": not wrong, "first_wrong": wrong[0] if wrong else None}
+    return {
+        "num_tokens": len(target),
+        "c_tokens": c,
+        "accuracy": c / len(target) if target else float("nan"),
+        "exact_match": not wrong,
+        "first_wrong": wrong[0] if wrong else None,
+    }
 
 
 def steps_to_threshold(accuracy_curve: Sequence[float], threshold: float) -> int | None:
@@ -65,7 +71,9 @@ def start_token_id(tokenizer) -> int:
         return int(bos)
     if tokenizer.eos_token_id is not None:
         return int(tokenizer.eos_token_id)
-    raise ValueError("tokenizer has no BOS, EOS or <|endoftext|> token to condition the first token on")
+    raise ValueError(
+        "tokenizer has no BOS, EOS or <|endoftext|> token to condition the first token on"
+    )
 
 
 @torch.no_grad()
@@ -76,16 +84,18 @@ def h_lm(lm, token_ids: Sequence[Sequence[int]], batch_size: int = 8) -> list[fl
     start = start_token_id(lm.tokenizer)
     out: list[float] = []
     for b in range(0, len(token_ids), batch_size):
-        chunk = [list(t) for t in token_ids[b:b + batch_size]]
+        chunk = [list(t) for t in token_ids[b : b + batch_size]]
         L = max(len(t) for t in chunk) + 1
         ids = torch.full((len(chunk), L), start, dtype=torch.long)
         mask = torch.zeros((len(chunk), L), dtype=torch.long)
         for i, t in enumerate(chunk):
-            ids[i, 1:len(t) + 1] = torch.tensor(t)
+            ids[i, 1 : len(t) + 1] = torch.tensor(t)
             mask[i, : len(t) + 1] = 1
         ids, mask = ids.to(lm.device), mask.to(lm.device)
-        logits = lm.model(input_ids=ids, attention_mask=mask).logits.float()   # (b, L, V)
-        ce = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # (b, L-1)
+        logits = lm.model(input_ids=ids, attention_mask=mask).logits.float()  # (b, L, V)
+        ce = F.cross_entropy(
+            logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none"
+        )  # (b, L-1)
         ce = (ce * mask[:, 1:]).sum(1)
         out.extend(float(x) for x in ce.cpu())
     return out

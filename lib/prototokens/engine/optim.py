@@ -6,6 +6,7 @@ applies weight decay to every element, so it cannot freeze rows. This is the sam
 (decoupled weight decay, bias correction, ``denom = sqrt(v)/sqrt(1-b2^t) + eps``; tested against
 ``torch.optim.AdamW``) with a step counter per row and ``torch.where`` on a row mask: no host sync.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,9 @@ class MaskedAdamW:
     @torch.no_grad()
     def step(self, lr: float, masks: list[torch.Tensor]) -> None:
         """One update. ``masks[i]``: (P_i,) bool, True = row i trains this step."""
-        for p, m, v, t, active in zip(self.params, self.exp_avg, self.exp_avg_sq, self.steps, masks):
+        for p, m, v, t, active in zip(
+            self.params, self.exp_avg, self.exp_avg_sq, self.steps, masks
+        ):
             if p.grad is None:
                 continue
             g = p.grad
@@ -34,8 +37,8 @@ class MaskedAdamW:
             m.copy_(torch.where(a, self.b1 * m + (1 - self.b1) * g, m))
             v.copy_(torch.where(a, self.b2 * v + (1 - self.b2) * g * g, v))
             tt = t.clamp(min=1)[:, None]
-            bc1 = 1 - self.b1 ** tt
-            bc2 = 1 - self.b2 ** tt
+            bc1 = 1 - self.b1**tt
+            bc2 = 1 - self.b2**tt
             denom = v.sqrt() / bc2.sqrt() + self.eps
             new = p * (1 - lr * self.wd) - (lr / bc1) * m / denom
             p.copy_(torch.where(a, new, p))
@@ -46,5 +49,8 @@ class MaskedAdamW:
 
     def state_rows(self, i: int, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         """Snapshot of the optimiser state of parameter ``i`` at ``rows`` (for tests and checkpoints)."""
-        return {"exp_avg": self.exp_avg[i][rows].clone(), "exp_avg_sq": self.exp_avg_sq[i][rows].clone(),
-                "step": self.steps[i][rows].clone()}
+        return {
+            "exp_avg": self.exp_avg[i][rows].clone(),
+            "exp_avg_sq": self.exp_avg_sq[i][rows].clone(),
+            "step": self.steps[i][rows].clone(),
+        }

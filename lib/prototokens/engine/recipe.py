@@ -4,6 +4,7 @@ The paper (and its predecessor) use AdamW, lr 1e-2, betas (0.9, 0.9), weight dec
 init, at most 5000 steps, stop when accuracy reaches 1.0, constant learning rate. Notebook 02
 compares this against the alternatives registered in :data:`RECIPES` on the same texts and seeds.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,11 +25,11 @@ class Recipe:
     eps: float = 1e-8
     max_steps: int = 5000
     stop_accuracy: float = 1.0
-    init: str = "normal"          # "normal": N(0,1) (paper); "embedding_std": N(0,1)*std(E) (predecessor)
-    init_scale: float = 1.0       # multiplies the init
-    schedule: str = "constant"    # "constant" | "cosine" | "warmup_cosine"
+    init: str = "normal"  # "normal": N(0,1) (paper); "embedding_std": N(0,1)*std(E) (predecessor)
+    init_scale: float = 1.0  # multiplies the init
+    schedule: str = "constant"  # "constant" | "cosine" | "warmup_cosine"
     warmup_steps: int = 0
-    min_lr_ratio: float = 0.1     # floor of the cosine schedules, as a fraction of lr
+    min_lr_ratio: float = 0.1  # floor of the cosine schedules, as a fraction of lr
 
     def __post_init__(self):
         if self.init not in INITS:
@@ -36,7 +37,9 @@ class Recipe:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         if self.max_steps < 0 or not (0 < self.stop_accuracy <= 1) or self.lr <= 0:
-            raise ValueError(f"invalid recipe {self}: need max_steps >= 0, 0 < stop_accuracy <= 1, lr > 0")
+            raise ValueError(
+                f"invalid recipe {self}: need max_steps >= 0, 0 < stop_accuracy <= 1, lr > 0"
+            )
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
 
     def lr_at(self, step: int) -> float:
@@ -71,5 +74,7 @@ def get_recipe(recipe: str | Recipe) -> Recipe:
     if isinstance(recipe, Recipe):
         return recipe
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)} or pass a Recipe")
+        raise ValueError(
+            f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)} or pass a Recipe"
+        )
     return RECIPES[recipe]

@@ -10,6 +10,7 @@ interrupted run keeps every finished row and a rerun computes only the missing o
 hash of everything that determines the result (:func:`cache_key`), including the engine's source
 code, so editing the engine invalidates old rows instead of silently reusing them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from prototokens import __version__
 from prototokens.io import atomic_path, write_json
 from prototokens.paths import output_dir
+
 
 @lru_cache(maxsize=1)
 def engine_version() -> str:
@@ -70,7 +72,9 @@ class ResultStore:
     def put(self, key: str, row: dict, tensors: dict[str, torch.Tensor]) -> None:
         """Write tensors first, then the row: a row on disk always has its tensors."""
         with atomic_path(self._tensor_path(key)) as tmp:
-            save_file({k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+            save_file(
+                {k: v.detach().float().contiguous().cpu() for k, v in tensors.items()}, str(tmp)
+            )
         write_json(self._row_path(key), row)
 
     def tensors(self, key: str) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ it leaves the forward batch at the next host sync. The vectors returned are the 
 (most correct tokens, strictly improving), which is the final state for converged units.
 Accuracies reported in results are re-measured at the deployment shape (one text, one forward).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,17 @@ import numpy as np
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
-from prototokens.engine.forward import (DEFAULT_CHUNK_ELEMENTS, BatchPlan, auto_chunk_elements, batch_loss, hidden_states,
-                                 input_embeddings, plan_batch, target_argmax, target_ce)
+from prototokens.engine.forward import (
+    DEFAULT_CHUNK_ELEMENTS,
+    BatchPlan,
+    auto_chunk_elements,
+    batch_loss,
+    hidden_states,
+    input_embeddings,
+    plan_batch,
+    target_argmax,
+    target_ce,
+)
 from prototokens.engine.metrics import THRESHOLDS, token_metrics
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import Recipe, get_recipe
@@ -55,15 +65,15 @@ class RowResult:
     token_ids: tuple[int, ...]
     seed: int
     group: int
-    vectors: dict[str, torch.Tensor]            # slot name -> (d,) fp32, CPU
-    loss_curve: np.ndarray                      # (steps+1,) CE sum in nats
-    accuracy_curve: np.ndarray                  # (steps+1,)
-    steps: int                                  # updates made before the unit stopped
+    vectors: dict[str, torch.Tensor]  # slot name -> (d,) fp32, CPU
+    loss_curve: np.ndarray  # (steps+1,) CE sum in nats
+    accuracy_curve: np.ndarray  # (steps+1,)
+    steps: int  # updates made before the unit stopped
     converged: bool
     diverged: bool
-    steps_to: dict[float, int | None]           # threshold -> first step reaching it
-    wall_time_s: float                          # from the start of the batch to this unit's stop
-    predicted_ids: tuple[int, ...] = ()         # one-forward greedy decoding at deployment shape
+    steps_to: dict[float, int | None]  # threshold -> first step reaching it
+    wall_time_s: float  # from the start of the batch to this unit's stop
+    predicted_ids: tuple[int, ...] = ()  # one-forward greedy decoding at deployment shape
     metrics: dict = field(default_factory=dict)  # token metrics at deployment shape + CE
 
     @property
@@ -79,27 +89,32 @@ class Progress:
     max_steps: int
     n_rows: int
     n_stopped: int
-    mean_accuracy: float           # over rows still training
+    mean_accuracy: float  # over rows still training
     elapsed_s: float
 
 
 class _Slots:
     """Trainable fp32 vectors of every slot: per-row or per-group parameter rows."""
 
-    def __init__(self, arrangement: Arrangement, token_ids, seeds, groups, share, recipe, d, init_std,
-                 device):
+    def __init__(
+        self, arrangement: Arrangement, token_ids, seeds, groups, share, recipe, d, init_std, device
+    ):
         R = len(token_ids)
         self.names = arrangement.slots
         self.params: list[torch.Tensor] = []
-        self.row_to_param: list[torch.Tensor] = []   # per slot: (R,) index of the param row
-        self.param_unit: list[torch.Tensor] = []     # per slot: (P,) unit id of each param row
+        self.row_to_param: list[torch.Tensor] = []  # per slot: (R,) index of the param row
+        self.param_unit: list[torch.Tensor] = []  # per slot: (P,) unit id of each param row
         row_keys = [f"{text_fingerprint(t)}:{s}" for t, s in zip(token_ids, seeds)]
         group_ids = sorted(set(groups))
         gpos = {g: i for i, g in enumerate(group_ids)}
-        self.units = torch.tensor([gpos[g] for g in groups] if share else list(range(R)), device=device)
+        self.units = torch.tensor(
+            [gpos[g] for g in groups] if share else list(range(R)), device=device
+        )
         for name in self.names:
             if name == share:
-                members = {g: sorted(row_keys[r] for r in range(R) if groups[r] == g) for g in group_ids}
+                members = {
+                    g: sorted(row_keys[r] for r in range(R) if groups[r] == g) for g in group_ids
+                }
                 seeds_ = [stable_seed("shared", name, *members[g]) for g in group_ids]
                 r2p = [gpos[g] for g in groups]
                 punit = list(range(len(group_ids)))
@@ -120,8 +135,10 @@ class _Slots:
         return torch.stack([p[idx[rows]] for p, idx in zip(self.params, self.row_to_param)], dim=1)
 
     def row_vectors(self, source: list[torch.Tensor], row: int) -> dict[str, torch.Tensor]:
-        return {n: src[idx[row]].detach().float().cpu().clone()
-                for n, src, idx in zip(self.names, source, self.row_to_param)}
+        return {
+            n: src[idx[row]].detach().float().cpu().clone()
+            for n, src, idx in zip(self.names, source, self.row_to_param)
+        }
 
 
 def _check_inputs(lm, token_ids, arrangement: Arrangement):
@@ -133,19 +150,31 @@ def _check_inputs(lm, token_ids, arrangement: Arrangement):
             raise ValueError(f"text {i} is empty: a target needs at least one token")
         length = arrangement.input_length(len(ids))
         if length > limit:
-            raise ValueError(f"text {i} has {len(ids)} tokens, so {length} input positions under "
-                             f"{arrangement.name!r}: longer than the model's context ({limit})")
+            raise ValueError(
+                f"text {i} has {len(ids)} tokens, so {length} input positions under "
+                f"{arrangement.name!r}: longer than the model's context ({limit})"
+            )
         bad = [t for t in ids if not 0 <= int(t) < lm.vocab_size]
         if bad:
-            raise ValueError(f"text {i} has token ids outside the vocabulary (size {lm.vocab_size}): {bad[:5]}")
+            raise ValueError(
+                f"text {i} has token ids outside the vocabulary (size {lm.vocab_size}): {bad[:5]}"
+            )
 
 
-def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arrangement = DEFAULT_ARRANGEMENT,
-             recipe: str | Recipe = "paper", seeds: int | Sequence[int] = 0, share: str | None = None,
-             groups: Sequence[int] | None = None, sync_every: int | None = None,
-             chunk_elements: int | None = None,
-             progress: Callable[[Progress], None] | None = None,
-             on_unit_done: Callable[[list[RowResult]], None] | None = None) -> list[RowResult]:
+def optimize(
+    lm,
+    token_ids: Sequence[Sequence[int]],
+    *,
+    arrangement: str | Arrangement = DEFAULT_ARRANGEMENT,
+    recipe: str | Recipe = "paper",
+    seeds: int | Sequence[int] = 0,
+    share: str | None = None,
+    groups: Sequence[int] | None = None,
+    sync_every: int | None = None,
+    chunk_elements: int | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    on_unit_done: Callable[[list[RowResult]], None] | None = None,
+) -> list[RowResult]:
     """Train proto-tokens for every row of ``token_ids`` in one batch; returns one result per row.
 
     ``lm``: a :class:`prototokens.inputs.models.LoadedModel`. ``seeds``: one per row (or one for all);
@@ -165,8 +194,10 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
     if len(seeds) != R:
         raise ValueError(f"got {len(seeds)} seeds for {R} texts")
     if share not in SHARE_MODES or (share and share not in arrangement.slots):
-        raise ValueError(f"share must be one of {SHARE_MODES} and a slot of {arrangement.name!r} "
-                         f"{arrangement.slots}; got {share!r}")
+        raise ValueError(
+            f"share must be one of {SHARE_MODES} and a slot of {arrangement.name!r} "
+            f"{arrangement.slots}; got {share!r}"
+        )
     groups = [0] * R if groups is None else [int(g) for g in groups]
     if len(groups) != R:
         raise ValueError(f"got {len(groups)} group ids for {R} texts")
@@ -177,11 +208,13 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
     chunk_elements = chunk_elements or auto_chunk_elements(device)
     emb_w = model.get_input_embeddings().weight
     init_std = 1.0 if recipe.init == "normal" else float(emb_w.float().std())
-    slots = _Slots(arrangement, token_ids, seeds, groups, share, recipe, lm.d_model, init_std, device)
+    slots = _Slots(
+        arrangement, token_ids, seeds, groups, share, recipe, lm.d_model, init_std, device
+    )
     opt = MaskedAdamW(slots.params, recipe.betas, recipe.weight_decay, recipe.eps)
     best = [p.detach().clone() for p in slots.params]
 
-    units = slots.units                                        # (R,) unit id per row
+    units = slots.units  # (R,) unit id per row
     units_host = units.tolist()
     U = max(units_host) + 1
     alive = torch.ones(U, dtype=torch.bool, device=device)
@@ -196,7 +229,7 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
     full_plan = plan_batch(arrangement, token_ids, device)
     rows = torch.arange(R, device=device)
     plan: BatchPlan = full_plan
-    reported = torch.zeros(U, dtype=torch.bool)                # host-side: units handed to on_unit_done
+    reported = torch.zeros(U, dtype=torch.bool)  # host-side: units handed to on_unit_done
     unit_time = np.zeros(U)
     results: dict[int, RowResult] = {}
     t0 = time.perf_counter()
@@ -213,12 +246,22 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
             u = units_host[r]
             n = int(stop_host[u])
             res = RowResult(
-                row=r, token_ids=token_ids[r], seed=seeds[r], group=groups[r],
-                vectors=slots.row_vectors(best, r), loss_curve=lc[k, : n + 1].copy(),
-                accuracy_curve=ac[k, : n + 1].copy(), steps=n, converged=bool(converged[u]),
+                row=r,
+                token_ids=token_ids[r],
+                seed=seeds[r],
+                group=groups[r],
+                vectors=slots.row_vectors(best, r),
+                loss_curve=lc[k, : n + 1].copy(),
+                accuracy_curve=ac[k, : n + 1].copy(),
+                steps=n,
+                converged=bool(converged[u]),
                 diverged=bool(diverged[u]),
-                steps_to={thr: (v if v >= 0 else None) for thr, v in ((thr, st[thr][k]) for thr in THRESHOLDS)},
-                wall_time_s=float(unit_time[u]))
+                steps_to={
+                    thr: (v if v >= 0 else None)
+                    for thr, v in ((thr, st[thr][k]) for thr in THRESHOLDS)
+                },
+                wall_time_s=float(unit_time[u]),
+            )
             evaluate_row(lm, arrangement, res, chunk_elements)
             results[r] = res
             batch.append(res)
@@ -226,8 +269,8 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
             on_unit_done(batch)
 
     for step in range(T1):
-        vec = slots.gather(rows)                                           # (b, S, d)
-        ce, correct, _ = batch_loss(model, plan, vec, chunk_elements)     # (b,), (b,)
+        vec = slots.gather(rows)  # (b, S, d)
+        ce, correct, _ = batch_loss(model, plan, vec, chunk_elements)  # (b,), (b,)
         with torch.no_grad():
             acc = correct / plan.n_targets
             finite = torch.isfinite(ce)
@@ -237,10 +280,14 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
             for thr, st in steps_to.items():
                 hit = (acc >= thr - 1e-9) & (st[rows] < 0) & alive[urows]
                 st[rows] = torch.where(hit, step, st[rows])
-            n_ok = torch.zeros(U, device=device).index_add(0, urows, (acc >= recipe.stop_accuracy - 1e-9).float())
+            n_ok = torch.zeros(U, device=device).index_add(
+                0, urows, (acc >= recipe.stop_accuracy - 1e-9).float()
+            )
             n_in = torch.zeros(U, device=device).index_add(0, urows, torch.ones_like(acc))
             bad = torch.zeros(U, device=device).index_add(0, urows, (~finite).float()) > 0
-            ucorrect = torch.zeros(U, device=device).index_add(0, urows, torch.where(finite, correct, 0.0))
+            ucorrect = torch.zeros(U, device=device).index_add(
+                0, urows, torch.where(finite, correct, 0.0)
+            )
             present = torch.zeros(U, dtype=torch.bool, device=device)
             present[urows] = True
             live = alive & present
@@ -275,21 +322,38 @@ def optimize(lm, token_ids: Sequence[Sequence[int]], *, arrangement: str | Arran
                 rows = torch.arange(R, device=device)[alive[units]]
                 plan = full_plan.subset(rows)
             if progress:
-                progress(Progress(step + 1, recipe.max_steps, R, int((~alive_host).sum()),
-                                  float(acc_curve[rows, step].mean()), time.perf_counter() - t0))
+                progress(
+                    Progress(
+                        step + 1,
+                        recipe.max_steps,
+                        R,
+                        int((~alive_host).sum()),
+                        float(acc_curve[rows, step].mean()),
+                        time.perf_counter() - t0,
+                    )
+                )
     remaining = [u for u in range(U) if not reported[u]]
     if remaining:
         unit_time[remaining] = time.perf_counter() - t0
         finish(remaining)
     if progress:
-        progress(Progress(recipe.max_steps, recipe.max_steps, R, R, float("nan"), time.perf_counter() - t0))
+        progress(
+            Progress(
+                recipe.max_steps, recipe.max_steps, R, R, float("nan"), time.perf_counter() - t0
+            )
+        )
     return [results[r] for r in range(R)]
 
 
 @torch.no_grad()
-def predict(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor], n_tokens: int,
-           token_ids: Sequence[int] | None = None,
-           chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> tuple[list[int], float | None]:
+def predict(
+    lm,
+    arrangement: str | Arrangement,
+    vectors: dict[str, torch.Tensor],
+    n_tokens: int,
+    token_ids: Sequence[int] | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> tuple[list[int], float | None]:
     """One-forward greedy decoding of ``n_tokens`` tokens from trained vectors.
 
     Returns (predicted ids, CE in nats of ``token_ids`` if given, else None). For an
@@ -298,15 +362,22 @@ def predict(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor]
     """
     arrangement = get_arrangement(arrangement)
     model = lm.model
-    vec = torch.stack([vectors[n].to(lm.device, torch.float32) for n in arrangement.slots])[None]  # (1,S,d)
+    vec = torch.stack([vectors[n].to(lm.device, torch.float32) for n in arrangement.slots])[
+        None
+    ]  # (1,S,d)
     ids = list(token_ids) if token_ids is not None else [0] * n_tokens
     plan = plan_batch(arrangement, [ids], lm.device)
     ce_total = None
     if arrangement.autoregressive:
         prefix = vec.to(model.get_input_embeddings().weight.dtype)
-        out = model.generate(inputs_embeds=prefix, attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long,
-                             device=lm.device), max_new_tokens=n_tokens, min_new_tokens=n_tokens,
-                             do_sample=False, pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0)
+        out = model.generate(
+            inputs_embeds=prefix,
+            attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long, device=lm.device),
+            max_new_tokens=n_tokens,
+            min_new_tokens=n_tokens,
+            do_sample=False,
+            pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
+        )
         pred = out[0, -n_tokens:].tolist()
         if token_ids is not None:
             hidden = hidden_states(model, input_embeddings(model, plan, vec))
@@ -320,11 +391,16 @@ def predict(lm, arrangement: str | Arrangement, vectors: dict[str, torch.Tensor]
     return pred, ce_total
 
 
-def evaluate_row(lm, arrangement: Arrangement, res: RowResult,
-                 chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> None:
+def evaluate_row(
+    lm, arrangement: Arrangement, res: RowResult, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> None:
     """Fill ``res.predicted_ids`` and ``res.metrics`` by decoding at deployment shape (B=1)."""
-    pred, ce = predict(lm, arrangement, res.vectors, len(res.token_ids), res.token_ids, chunk_elements)
+    pred, ce = predict(
+        lm, arrangement, res.vectors, len(res.token_ids), res.token_ids, chunk_elements
+    )
     res.predicted_ids = tuple(pred)
     res.metrics = token_metrics(pred, res.token_ids)
     res.metrics["ce_nats"] = ce if ce is not None and math.isfinite(ce) else None
-    res.metrics["train_accuracy"] = float(np.nanmax(res.accuracy_curve)) if len(res.accuracy_curve) else 0.0
+    res.metrics["train_accuracy"] = (
+        float(np.nanmax(res.accuracy_curve)) if len(res.accuracy_curve) else 0.0
+    )

@@ -12,6 +12,7 @@ land where the runner and the report look for them:
 ``output_dir=None`` means :func:`prototokens.paths.output_dir` (``$PROTOTOKENS_OUTPUT_DIR`` or
 ``<repo>/outputs``). Writes are atomic (:mod:`prototokens.io`): a killed run never leaves half a file.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,14 +40,16 @@ def _check_artefact_name(name: str) -> str:
             hint = " (leave out the extension: both formats are written)"
         raise ValueError(
             f"bad artefact name {name!r}{hint}; expected a paper artefact name such as "
-            f"'fig2_schematic' or 'tab1_arrangements' (pattern {ARTEFACT_NAME.pattern})")
+            f"'fig2_schematic' or 'tab1_arrangements' (pattern {ARTEFACT_NAME.pattern})"
+        )
     return name
 
 
 def _check_notebook_name(notebook: str) -> str:
     if not isinstance(notebook, str) or not NOTEBOOK_NAME.match(notebook):
         raise ValueError(
-            f"bad notebook name {notebook!r}; expected the notebook's file stem, e.g. '03_metrics'")
+            f"bad notebook name {notebook!r}; expected the notebook's file stem, e.g. '03_metrics'"
+        )
     return notebook
 
 
@@ -83,7 +86,10 @@ def save_figure(fig, name: str, output_dir: str | os.PathLike | None = None) -> 
     folder = figures_dir(output_dir)
     written = []
     with matplotlib.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
-        for fmt, extra in (("png", {"dpi": FIGURE_DPI}), ("pdf", {"metadata": {"CreationDate": None}})):
+        for fmt, extra in (
+            ("png", {"dpi": FIGURE_DPI}),
+            ("pdf", {"metadata": {"CreationDate": None}}),
+        ):
             target = folder / f"{name}.{fmt}"
             with atomic_path(target) as tmp:
                 fig.savefig(tmp, format=fmt, bbox_inches="tight", **extra)
@@ -115,17 +121,22 @@ def markdown_table(df, floatfmt: str = ".4g") -> str:
     if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
         frame = frame.reset_index()
     header = [str(c) for c in frame.columns]
-    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-               for c in frame.columns]
+    numeric = [
+        pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        for c in frame.columns
+    ]
     rows = [[_format_cell(v, floatfmt) for v in row] for row in frame.itertuples(index=False)]
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if num else ":---" for num in numeric) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if num else ":---" for num in numeric) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def save_table(df, name: str, output_dir: str | os.PathLike | None = None,
-               floatfmt: str = ".4g") -> list[Path]:
+def save_table(
+    df, name: str, output_dir: str | os.PathLike | None = None, floatfmt: str = ".4g"
+) -> list[Path]:
     """Save a DataFrame as ``tables/<name>.csv`` (full precision) and ``tables/<name>.md``.
 
     ``floatfmt`` (a format spec, default ``.4g``) applies to the Markdown copy only. A
@@ -147,19 +158,25 @@ def _clean_metrics(value: Any, key: str) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"metric {key!r} is {value!r}; metrics must be finite numbers "
-                             "(use None for 'not measured')")
+            raise ValueError(
+                f"metric {key!r} is {value!r}; metrics must be finite numbers "
+                "(use None for 'not measured')"
+            )
         return value
     if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy / torch scalars
         return _clean_metrics(value.item(), key)
     if hasattr(value, "tolist"):  # numpy arrays, torch tensors
         return _clean_metrics(value.tolist(), key)
     if isinstance(value, Mapping):
-        return {str(k): _clean_metrics(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {
+            str(k): _clean_metrics(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_clean_metrics(v, f"{key}[{i}]") for i, v in enumerate(value)]
-    raise TypeError(f"metric {key!r} has type {type(value).__name__}; use numbers, strings, "
-                    "booleans, None, lists or dicts")
+    raise TypeError(
+        f"metric {key!r} has type {type(value).__name__}; use numbers, strings, "
+        "booleans, None, lists or dicts"
+    )
 
 
 def metrics_path(notebook: str, output_dir: str | os.PathLike | None = None) -> Path:
@@ -167,8 +184,9 @@ def metrics_path(notebook: str, output_dir: str | os.PathLike | None = None) -> 
     return metrics_dir(output_dir) / f"{_check_notebook_name(notebook)}.json"
 
 
-def write_metrics(notebook: str, metrics: Mapping[str, Any],
-                  output_dir: str | os.PathLike | None = None) -> Path:
+def write_metrics(
+    notebook: str, metrics: Mapping[str, Any], output_dir: str | os.PathLike | None = None
+) -> Path:
     """Write a notebook's key metrics to ``metrics/<notebook>.json`` (atomically).
 
     ``notebook`` is the file stem (``"03_metrics"``). Values may be numbers, strings, booleans,
@@ -186,6 +204,8 @@ def read_metrics(notebook: str, output_dir: str | os.PathLike | None = None) -> 
     """Read back ``metrics/<notebook>.json``; ``FileNotFoundError`` names the file if it is missing."""
     path = metrics_path(notebook, output_dir)
     if not path.exists():
-        raise FileNotFoundError(f"no metrics for {notebook}: {path} does not exist "
-                                "(has the notebook run with this output_dir?)")
+        raise FileNotFoundError(
+            f"no metrics for {notebook}: {path} does not exist "
+            "(has the notebook run with this output_dir?)"
+        )
     return json.loads(path.read_text(encoding="utf-8"))

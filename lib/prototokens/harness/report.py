@@ -9,6 +9,7 @@ commit the numbers came from (read from the run manifests). All links are relati
 Called by :func:`prototokens.harness.runner.run_all` after a run, by ``make report`` and by
 ``python -m prototokens.harness.report [OUTPUT_DIR]``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -73,9 +74,10 @@ def _csv_table(path: Path) -> str:
     number = re.compile(r"^-?[0-9.]+(e[-+]?[0-9]+)?$", re.IGNORECASE)
     head = "".join(f"<th>{_e(c)}</th>" for c in rows[0])
     body = []
-    for row in rows[1:MAX_TABLE_ROWS + 1]:
-        cells = "".join(f'<td class="num">{_e(c)}</td>' if number.match(c) else f"<td>{_e(c)}</td>"
-                        for c in row)
+    for row in rows[1 : MAX_TABLE_ROWS + 1]:
+        cells = "".join(
+            f'<td class="num">{_e(c)}</td>' if number.match(c) else f"<td>{_e(c)}</td>" for c in row
+        )
         body.append(f"<tr>{cells}</tr>")
     more = len(rows) - 1 - MAX_TABLE_ROWS
     note = f"<p><em>{more} more rows in the CSV.</em></p>" if more > 0 else ""
@@ -117,8 +119,10 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
     (report / "notebooks").mkdir(parents=True, exist_ok=True)
     notebooks = sorted(p for p in (out / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     errors = _render_notebooks(notebooks, report / "notebooks")
-    manifests = {p.name.removesuffix(".manifest.json"): _read_json(p)
-                 for p in sorted((out / "metrics").glob("*.manifest.json"))}
+    manifests = {
+        p.name.removesuffix(".manifest.json"): _read_json(p)
+        for p in sorted((out / "metrics").glob("*.manifest.json"))
+    }
 
     git = next((m["git"] for m in manifests.values() if m.get("git")), None)
     if git is None:
@@ -133,8 +137,10 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
     now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        "<title>prototokens: reproduction report</title>", f"<style>{_CSS}</style></head><body>",
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>prototokens: reproduction report</title>",
+        f"<style>{_CSS}</style></head><body>",
         "<h1>prototokens: reproduction report</h1>",
         "<p>Companion to <em>Exploring the Hidden Capacity of LLMs for One-Step Text "
         "Generation</em> (Mezentsev &amp; Oseledets, EMNLP 2025).</p>",
@@ -148,42 +154,53 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
         "<h2>Notebooks</h2>",
     ]
     if notebooks:
-        parts.append("<table><tr><th>Notebook</th><th>Status</th><th>Wall time</th><th>Profile</th>"
-                     "<th>Model</th><th>Device</th><th>Files</th></tr>")
+        parts.append(
+            "<table><tr><th>Notebook</th><th>Status</th><th>Wall time</th><th>Profile</th>"
+            "<th>Model</th><th>Device</th><th>Files</th></tr>"
+        )
         for nb in notebooks:
             m = manifests.get(nb.stem, {})
             status = m.get("status", "unknown")
             css = "ok" if status == "ok" else "bad"
             wall = m.get("wall_time_s")
-            links = [f'<a href="notebooks/{_e(nb.stem)}.html">HTML</a>' if nb.stem not in errors
-                     else f'<span class="bad" title="{_e(errors[nb.stem])}">no HTML</span>',
-                     f'<a href="../notebooks/{_e(nb.name)}">ipynb</a>']
+            links = [
+                f'<a href="notebooks/{_e(nb.stem)}.html">HTML</a>'
+                if nb.stem not in errors
+                else f'<span class="bad" title="{_e(errors[nb.stem])}">no HTML</span>',
+                f'<a href="../notebooks/{_e(nb.name)}">ipynb</a>',
+            ]
             if (out / "metrics" / f"{nb.stem}.json").exists():
                 links.append(f'<a href="../metrics/{_e(nb.stem)}.json">metrics</a>')
             if m:
                 links.append(f'<a href="../metrics/{_e(nb.stem)}.manifest.json">manifest</a>')
             p = m.get("parameters", {})
             parts.append(
-                f"<tr><td>{_e(nb.stem)}</td><td class=\"{css}\">{_e(status)}</td>"
-                f"<td class=\"num\">{'' if wall is None else f'{wall:.0f} s'}</td>"
+                f'<tr><td>{_e(nb.stem)}</td><td class="{css}">{_e(status)}</td>'
+                f'<td class="num">{"" if wall is None else f"{wall:.0f} s"}</td>'
                 f"<td>{_e(p.get('profile'))}</td><td>{_e(p.get('model'))}</td>"
-                f"<td>{_e(_device_text(m.get('device', {})))}</td><td>{' · '.join(links)}</td></tr>")
+                f"<td>{_e(_device_text(m.get('device', {})))}</td><td>{' · '.join(links)}</td></tr>"
+            )
         parts.append("</table>")
         for nb in notebooks:
             message = manifests.get(nb.stem, {}).get("message")
             if message:
-                parts.append(f"<p class=\"bad\">{_e(nb.stem)}:</p><pre>{_e(message)}</pre>")
+                parts.append(f'<p class="bad">{_e(nb.stem)}:</p><pre>{_e(message)}</pre>')
     else:
         parts.append("<p><em>No executed notebooks yet: run <code>make reproduce</code>.</em></p>")
 
-    metric_files = sorted(p for p in (out / "metrics").glob("*.json")
-                          if not p.name.endswith(".manifest.json"))
+    metric_files = sorted(
+        p for p in (out / "metrics").glob("*.json") if not p.name.endswith(".manifest.json")
+    )
     if metric_files:
         parts.append("<h2>Key metrics</h2>")
         for path in metric_files:
-            rows = "".join(f"<tr><td>{_e(k)}</td><td class=\"num\">{_e(v)}</td></tr>"
-                           for k, v in _scalar_metrics(_read_json(path)))
-            parts.append(f"<details><summary>{_e(path.stem)}</summary><table>{rows}</table></details>")
+            rows = "".join(
+                f'<tr><td>{_e(k)}</td><td class="num">{_e(v)}</td></tr>'
+                for k, v in _scalar_metrics(_read_json(path))
+            )
+            parts.append(
+                f"<details><summary>{_e(path.stem)}</summary><table>{rows}</table></details>"
+            )
 
     pngs = sorted((out / "figures").glob("*.png"))
     pdfs = {p.stem for p in (out / "figures").glob("*.pdf")}
@@ -191,15 +208,18 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
     if pngs or pdfs:
         parts.append('<div class="figures">')
         for png in pngs:
-            pdf = (f' · <a href="../figures/{_e(png.stem)}.pdf">PDF</a>' if png.stem in pdfs else "")
+            pdf = f' · <a href="../figures/{_e(png.stem)}.pdf">PDF</a>' if png.stem in pdfs else ""
             parts.append(
                 f'<figure id="{_e(png.stem)}"><a href="../figures/{_e(png.name)}">'
                 f'<img src="../figures/{_e(png.name)}" alt="{_e(png.stem)}" loading="lazy"></a>'
                 f'<figcaption><code>{_e(png.stem)}</code> · <a href="../figures/{_e(png.name)}">'
-                f"PNG</a>{pdf}</figcaption></figure>")
+                f"PNG</a>{pdf}</figcaption></figure>"
+            )
         for stem in sorted(pdfs - {p.stem for p in pngs}):
-            parts.append(f'<figure id="{_e(stem)}"><a href="../figures/{_e(stem)}.pdf">'
-                         f"<code>{_e(stem)}</code> (PDF)</a></figure>")
+            parts.append(
+                f'<figure id="{_e(stem)}"><a href="../figures/{_e(stem)}.pdf">'
+                f"<code>{_e(stem)}</code> (PDF)</a></figure>"
+            )
         parts.append("</div>")
     else:
         parts.append("<p><em>No figures yet.</em></p>")
@@ -209,9 +229,10 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
     for path in tables:
         md = path.with_suffix(".md")
         md_link = f' · <a href="../tables/{_e(md.name)}">Markdown</a>' if md.exists() else ""
-        parts.append(f'<h3 id="{_e(path.stem)}"><code>{_e(path.stem)}</code></h3>'
-                     f'<p><a href="../tables/{_e(path.name)}">CSV</a>{md_link}</p>'
-                     + _csv_table(path))
+        parts.append(
+            f'<h3 id="{_e(path.stem)}"><code>{_e(path.stem)}</code></h3>'
+            f'<p><a href="../tables/{_e(path.name)}">CSV</a>{md_link}</p>' + _csv_table(path)
+        )
     if not tables:
         parts.append("<p><em>No tables yet.</em></p>")
     parts.append("</body></html>")

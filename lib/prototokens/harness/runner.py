@@ -24,6 +24,7 @@ notebook tells which cell was running. Each run leaves in the outputs tree:
 - ``metrics/NN_name.manifest.json``: parameters, git commit, package versions, device, wall time,
   status; next to the notebook's own ``metrics/NN_name.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,6 +120,7 @@ class ResolvedParameters:
 
 # --------------------------------------------------------------------------- locations
 
+
 def notebook_folder(override: str | os.PathLike | None = None) -> Path:
     """Where the notebooks are: ``override``, ``$PROTOTOKENS_NOTEBOOKS_DIR`` or ``<repo>/notebooks``."""
     raw = override or os.environ.get("PROTOTOKENS_NOTEBOOKS_DIR")
@@ -150,10 +152,13 @@ def find_notebook(name_or_path: str | os.PathLike, nb_dir: str | os.PathLike | N
         return matches[0]
     known = ", ".join(p.stem for p in candidates) or "none"
     if not matches:
-        raise RunnerError(f"no notebook matches {str(name_or_path)!r} in {notebook_folder(nb_dir)} "
-                          f"(known: {known})")
-    raise RunnerError(f"{str(name_or_path)!r} matches several notebooks: "
-                      + ", ".join(p.stem for p in matches))
+        raise RunnerError(
+            f"no notebook matches {str(name_or_path)!r} in {notebook_folder(nb_dir)} "
+            f"(known: {known})"
+        )
+    raise RunnerError(
+        f"{str(name_or_path)!r} matches several notebooks: " + ", ".join(p.stem for p in matches)
+    )
 
 
 def _show(path: Path) -> str:
@@ -166,12 +171,15 @@ def _show(path: Path) -> str:
 
 # --------------------------------------------------------------------------- parameters
 
+
 def parameters_cells(notebook: str | os.PathLike) -> list[int]:
     """Indices of the cells tagged ``parameters`` (a well-formed notebook has exactly one)."""
     import nbformat
 
     nb = nbformat.read(str(notebook), as_version=4)
-    return [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    return [
+        i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
 
 
 def declared_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
@@ -181,8 +189,10 @@ def declared_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
 
     cells = parameters_cells(notebook)
     if len(cells) != 1:
-        raise ParameterError(f"{_show(Path(notebook))} has {len(cells)} cells tagged 'parameters'; "
-                             "it needs exactly one")
+        raise ParameterError(
+            f"{_show(Path(notebook))} has {len(cells)} cells tagged 'parameters'; "
+            "it needs exactly one"
+        )
     declared = papermill.inspect_notebook(str(notebook))
     # papermill silently drops a line with a second '=' (even inside the comment or a string):
     # such a parameter could never be overridden, so say so instead.
@@ -191,7 +201,8 @@ def declared_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
         raise ParameterError(
             f"{_show(Path(notebook))}: papermill cannot read parameter(s) {', '.join(lost)} in the "
             "parameters cell; write each as one line `name: type = value  # help` with a single "
-            "'=' (none in the value or the comment)")
+            "'=' (none in the value or the comment)"
+        )
     return declared
 
 
@@ -209,8 +220,9 @@ def assigned_names(notebook: str | os.PathLike) -> list[str]:
         try:
             tree = ast.parse(cell.source)
         except SyntaxError as exc:
-            raise ParameterError(f"{_show(Path(notebook))}: parameters cell is not valid Python: "
-                                 f"{exc}") from exc
+            raise ParameterError(
+                f"{_show(Path(notebook))}: parameters cell is not valid Python: {exc}"
+            ) from exc
         for node in tree.body:
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 names.append(node.target.id)
@@ -265,29 +277,39 @@ def _check_type(key: str, value: Any, declared: dict, source: str, nb_name: str)
     if type_name.startswith("list[") and type_name.endswith("]"):
         inner = _YAML_TYPES.get(type_name[5:-1])
         if not isinstance(value, list):
-            raise ParameterError(f"{source}: parameter {key!r} of {nb_name} is declared {type_name} "
-                                 f"but the value is {value!r} ({type(value).__name__}); write a YAML "
-                                 "list, e.g. [a, b]")
+            raise ParameterError(
+                f"{source}: parameter {key!r} of {nb_name} is declared {type_name} "
+                f"but the value is {value!r} ({type(value).__name__}); write a YAML "
+                "list, e.g. [a, b]"
+            )
         bad = [v for v in value if inner is not None and not _type_ok(v, inner)]
         if bad:
-            raise ParameterError(f"{source}: parameter {key!r} of {nb_name} is declared {type_name} "
-                                 f"but holds {bad[0]!r} ({type(bad[0]).__name__})")
+            raise ParameterError(
+                f"{source}: parameter {key!r} of {nb_name} is declared {type_name} "
+                f"but holds {bad[0]!r} ({type(bad[0]).__name__})"
+            )
         return
     expected = _YAML_TYPES.get(type_name)
     if expected is None:
         return
     if not _type_ok(value, expected):
         hint = " (PyYAML reads 1e-2 as a string: write 1.0e-2)" if isinstance(value, str) else ""
-        raise ParameterError(f"{source}: parameter {key!r} of {nb_name} is declared "
-                             f"{declared['inferred_type_name']} but the value is {value!r} "
-                             f"({type(value).__name__}){hint}")
+        raise ParameterError(
+            f"{source}: parameter {key!r} of {nb_name} is declared "
+            f"{declared['inferred_type_name']} but the value is {value!r} "
+            f"({type(value).__name__}){hint}"
+        )
 
 
-def resolve_parameters(notebook: str | os.PathLike, profile: str = "default", *,
-                       params_dir: str | os.PathLike | None = None,
-                       output_dir: str | os.PathLike | None = None,
-                       extra_params: Mapping[str, Any] | None = None,
-                       notebooks_dir: str | os.PathLike | None = None) -> ResolvedParameters:
+def resolve_parameters(
+    notebook: str | os.PathLike,
+    profile: str = "default",
+    *,
+    params_dir: str | os.PathLike | None = None,
+    output_dir: str | os.PathLike | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+    notebooks_dir: str | os.PathLike | None = None,
+) -> ResolvedParameters:
     """Layer profile file → ``NN.default`` → ``NN[profile]`` → ``output_dir`` → ``extra_params``
     and check every key against the notebook's ``parameters`` cell.
 
@@ -301,12 +323,15 @@ def resolve_parameters(notebook: str | os.PathLike, profile: str = "default", *,
 
     profile_file = p_dir / f"profile_{profile}.yaml"
     if not profile_file.exists():
-        raise ParameterError(f"unknown profile {profile!r}: {_show(profile_file)} does not exist "
-                             f"(known: {', '.join(known_profiles(p_dir))})")
+        raise ParameterError(
+            f"unknown profile {profile!r}: {_show(profile_file)} does not exist "
+            f"(known: {', '.join(known_profiles(p_dir))})"
+        )
     shared = load_params_file(profile_file)
     if shared.get("profile", profile) != profile:
-        raise ParameterError(f"{_show(profile_file)} sets profile: {shared['profile']!r}, "
-                             f"expected {profile!r}")
+        raise ParameterError(
+            f"{_show(profile_file)} sets profile: {shared['profile']!r}, expected {profile!r}"
+        )
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -319,7 +344,8 @@ def resolve_parameters(notebook: str | os.PathLike, profile: str = "default", *,
             raise ParameterError(
                 f"notebook {nb_name} lacks the shared parameter {key!r} (set by "
                 f"{_show(profile_file)}); add `{key}: <type> = <value>  # <help>` to its "
-                "parameters cell")
+                "parameters cell"
+            )
 
     nb_file = p_dir / f"{nb_path.stem}.yaml"
     layered: list[tuple[str, dict]] = []
@@ -332,7 +358,8 @@ def resolve_parameters(notebook: str | os.PathLike, profile: str = "default", *,
                 raise ParameterError(
                     f"{_show(nb_file)}: unknown section {section!r}"
                     f"{_close_name(str(section), allowed)}; expected 'default:' and optional "
-                    f"profile sections ({profiles})")
+                    f"profile sections ({profiles})"
+                )
             if body is not None and not isinstance(body, dict):
                 raise ParameterError(f"{_show(nb_file)}: section {section!r} must be a mapping")
         layered.append((f"{_show(nb_file)} [default]", sections.get("default") or {}))
@@ -348,12 +375,17 @@ def resolve_parameters(notebook: str | os.PathLike, profile: str = "default", *,
             if unknown == ["output_dir"] and source.startswith("runner"):
                 raise ParameterError(
                     f"notebook {nb_name} lacks the shared parameter 'output_dir' (injected by the "
-                    "runner); add `output_dir: str = \"\"  # outputs tree; empty = <repo>/outputs` "
-                    "to its parameters cell")
-            lines = [f"{source}: unknown parameter {k!r} for notebook {nb_name}"
-                     f"{_close_name(str(k), declared)}" for k in unknown]
-            raise ParameterError("\n".join(lines) + f"\n  {nb_name} declares: "
-                                 + ", ".join(sorted(declared)))
+                    'runner); add `output_dir: str = ""  # outputs tree; empty = <repo>/outputs` '
+                    "to its parameters cell"
+                )
+            lines = [
+                f"{source}: unknown parameter {k!r} for notebook {nb_name}"
+                f"{_close_name(str(k), declared)}"
+                for k in unknown
+            ]
+            raise ParameterError(
+                "\n".join(lines) + f"\n  {nb_name} declares: " + ", ".join(sorted(declared))
+            )
         for key, value in mapping.items():
             values[key], sources[key] = value, source
 
@@ -364,6 +396,7 @@ def resolve_parameters(notebook: str | os.PathLike, profile: str = "default", *,
 
 # --------------------------------------------------------------------------- run records
 
+
 def git_info(root: str | os.PathLike | None = None) -> dict:
     """``{commit, dirty, note}`` of the checkout; ``commit`` is None outside git or before a commit."""
     try:
@@ -372,8 +405,9 @@ def git_info(root: str | os.PathLike | None = None) -> dict:
         return {"commit": None, "dirty": None, "note": "not installed from a checkout"}
 
     def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                              timeout=30)
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+        )
 
     try:
         inside = git("rev-parse", "--is-inside-work-tree")
@@ -383,9 +417,11 @@ def git_info(root: str | os.PathLike | None = None) -> dict:
         return {"commit": None, "dirty": None, "note": "not a git repository"}
     head = git("rev-parse", "HEAD")
     status = git("status", "--porcelain")
-    return {"commit": head.stdout.strip() if head.returncode == 0 else None,
-            "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None,
-            "note": "" if head.returncode == 0 else "no commits yet"}
+    return {
+        "commit": head.stdout.strip() if head.returncode == 0 else None,
+        "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None,
+        "note": "" if head.returncode == 0 else "no commits yet",
+    }
 
 
 def _first_line(source: str) -> str:
@@ -419,11 +455,22 @@ def locate_cell(executed: str | os.PathLike) -> dict | None:
             number += 1
         meta = cell.get("metadata", {}).get("papermill", {})
         if meta.get("start_time"):
-            error = next((f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", [])
-                          if o.get("output_type") == "error"), None)
-            started.append({"number": "injected parameters" if injected else number,
-                            "first_line": _first_line(cell.get("source", "")),
-                            "status": meta.get("status"), "error": error})
+            error = next(
+                (
+                    f"{o.get('ename')}: {o.get('evalue')}"
+                    for o in cell.get("outputs", [])
+                    if o.get("output_type") == "error"
+                ),
+                None,
+            )
+            started.append(
+                {
+                    "number": "injected parameters" if injected else number,
+                    "first_line": _first_line(cell.get("source", "")),
+                    "status": meta.get("status"),
+                    "error": error,
+                }
+            )
     if not started:
         return None
     failed = [c for c in started if c["status"] == "failed"]
@@ -444,8 +491,11 @@ def _device_of_run(metrics_file: Path) -> dict:
         except (OSError, ValueError):
             metrics = {}
         if isinstance(metrics, dict) and isinstance(metrics.get("device"), str):
-            return {"device": metrics["device"], "gpu_name": metrics.get("gpu_name"),
-                    "source": "notebook metrics"}
+            return {
+                "device": metrics["device"],
+                "gpu_name": metrics.get("gpu_name"),
+                "source": "notebook metrics",
+            }
     try:
         report = device_report()
     except ImportError:
@@ -453,8 +503,9 @@ def _device_of_run(metrics_file: Path) -> dict:
     return {**report, "source": "runner (torch)"}
 
 
-def _resolve_timeouts(profile: str, cell_timeout: float | None,
-                      notebook_timeout: float | None) -> tuple[float, float]:
+def _resolve_timeouts(
+    profile: str, cell_timeout: float | None, notebook_timeout: float | None
+) -> tuple[float, float]:
     cell_default, nb_default = TIMEOUTS.get(profile, TIMEOUTS["default"])
     cell = cell_timeout or os.environ.get("PROTOTOKENS_CELL_TIMEOUT") or cell_default
     whole = notebook_timeout or os.environ.get("PROTOTOKENS_NOTEBOOK_TIMEOUT") or nb_default
@@ -462,6 +513,7 @@ def _resolve_timeouts(profile: str, cell_timeout: float | None,
 
 
 # --------------------------------------------------------------------------- execution
+
 
 def _descendants(pid: int) -> list[int]:
     """Processes below ``pid`` (Linux ``/proc``): the kernel runs in its own session, so killing
@@ -519,13 +571,18 @@ def _pump(stream, log_path: Path, tail: collections.deque, echo: bool) -> None:
                 sys.stdout.flush()
 
 
-def run_notebook(name_or_path: str | os.PathLike, profile: str = "default",
-                 output_dir: str | os.PathLike | None = None, *,
-                 cell_timeout: float | None = None, notebook_timeout: float | None = None,
-                 extra_params: Mapping[str, Any] | None = None,
-                 notebooks_dir: str | os.PathLike | None = None,
-                 params_dir: str | os.PathLike | None = None,
-                 echo: bool = True) -> RunRecord:
+def run_notebook(
+    name_or_path: str | os.PathLike,
+    profile: str = "default",
+    output_dir: str | os.PathLike | None = None,
+    *,
+    cell_timeout: float | None = None,
+    notebook_timeout: float | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+    notebooks_dir: str | os.PathLike | None = None,
+    params_dir: str | os.PathLike | None = None,
+    echo: bool = True,
+) -> RunRecord:
     """Run one notebook through papermill and write its run manifest.
 
     ``name_or_path``: a path, a stem (``03_metrics``) or a prefix (``03``) under ``notebooks_dir``.
@@ -534,9 +591,14 @@ def run_notebook(name_or_path: str | os.PathLike, profile: str = "default",
     :class:`NotebookFailed` (message names the notebook and cell) if the run does not finish;
     the manifest is written in every case.
     """
-    resolved = resolve_parameters(name_or_path, profile, params_dir=params_dir,
-                                  output_dir=output_dir, extra_params=extra_params,
-                                  notebooks_dir=notebooks_dir)
+    resolved = resolve_parameters(
+        name_or_path,
+        profile,
+        params_dir=params_dir,
+        output_dir=output_dir,
+        extra_params=extra_params,
+        notebooks_dir=notebooks_dir,
+    )
     check = kernel_check(KERNEL)
     if not check.ok:
         raise KernelMismatch(check.message)
@@ -554,21 +616,47 @@ def run_notebook(name_or_path: str | os.PathLike, profile: str = "default",
     metrics_file.unlink(missing_ok=True)  # a failed run must not be credited with old metrics
 
     header = "".join(f"# {k}: {v}\n" for k, v in resolved.sources.items())
-    write_text(params_file, f"# Resolved parameters of {name} (profile {profile}); sources:\n"
-               + header + yaml.safe_dump(resolved.values, sort_keys=False))
+    write_text(
+        params_file,
+        f"# Resolved parameters of {name} (profile {profile}); sources:\n"
+        + header
+        + yaml.safe_dump(resolved.values, sort_keys=False),
+    )
 
-    cmd = [sys.executable, "-m", "papermill", str(resolved.notebook), str(executed),
-           "-f", str(params_file), "-k", KERNEL, "--cwd", str(resolved.notebook.parent),
-           "--execution-timeout", str(int(cell_s)), "--start-timeout", str(START_TIMEOUT),
-           "--log-output", "--no-progress-bar"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(resolved.notebook),
+        str(executed),
+        "-f",
+        str(params_file),
+        "-k",
+        KERNEL,
+        "--cwd",
+        str(resolved.notebook.parent),
+        "--execution-timeout",
+        str(int(cell_s)),
+        "--start-timeout",
+        str(START_TIMEOUT),
+        "--log-output",
+        "--no-progress-bar",
+    ]
     env = {**os.environ, "PROTOTOKENS_OUTPUT_DIR": str(out), "PYTHONUNBUFFERED": "1"}
     env.setdefault("TQDM_MININTERVAL", "5")
 
     started_at = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.monotonic()
     tail: collections.deque = collections.deque(maxlen=80)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        env=env,
+        start_new_session=True,
+    )
     pump = threading.Thread(target=_pump, args=(proc.stdout, log_file, tail, echo), daemon=True)
     pump.start()
     timed_out = False
@@ -589,13 +677,15 @@ def run_notebook(name_or_path: str | os.PathLike, profile: str = "default",
     where = _where(locate_cell(executed)) if (timed_out or rc != 0) else ""
     if timed_out:
         status = "timeout"
-        message = (f"{name} timed out after {whole_s:g} s (whole-notebook timeout) in {where}")
+        message = f"{name} timed out after {whole_s:g} s (whole-notebook timeout) in {where}"
     elif rc == 0:
         status, message = "ok", ""
     elif rc == DEAD_KERNEL_EXIT:
         status = "kernel_died"
-        message = (f"kernel died (papermill exit {DEAD_KERNEL_EXIT}, e.g. out of memory) in "
-                   f"notebook {name} at {where}")
+        message = (
+            f"kernel died (papermill exit {DEAD_KERNEL_EXIT}, e.g. out of memory) in "
+            f"notebook {name} at {where}"
+        )
     elif "CellTimeoutError" in log_tail or "Cell execution timed out" in log_tail:
         status = "cell_timeout"
         message = f"{name}: {where} timed out after {cell_s:g} s (per-cell timeout)"
@@ -610,35 +700,54 @@ def run_notebook(name_or_path: str | os.PathLike, profile: str = "default",
         message += f"\n  executed notebook: {executed}\n  log: {log_file}"
 
     record = RunRecord(
-        notebook=name, profile=profile, status=status, parameters=resolved.values,
-        input_path=_show(resolved.notebook), output_notebook=str(executed),
-        params_file=str(params_file), manifest=str(manifest), log_file=str(log_file),
+        notebook=name,
+        profile=profile,
+        status=status,
+        parameters=resolved.values,
+        input_path=_show(resolved.notebook),
+        output_notebook=str(executed),
+        params_file=str(params_file),
+        manifest=str(manifest),
+        log_file=str(log_file),
         metrics=str(metrics_file) if metrics_file.exists() else None,
-        wall_time_s=round(wall, 3), returncode=rc, message=message,
-        device=_device_of_run(metrics_file))
-    write_json(manifest, {
-        **asdict(record),
-        "parameter_sources": resolved.sources,
-        "timeouts_s": {"cell": cell_s, "notebook": whole_s},
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git": git_info(),
-        "packages": package_versions(),
-        "python": {"version": platform.python_version(), "executable": sys.executable},
-        "platform": platform.platform(),
-        "command": cmd,
-    })
+        wall_time_s=round(wall, 3),
+        returncode=rc,
+        message=message,
+        device=_device_of_run(metrics_file),
+    )
+    write_json(
+        manifest,
+        {
+            **asdict(record),
+            "parameter_sources": resolved.sources,
+            "timeouts_s": {"cell": cell_s, "notebook": whole_s},
+            "started_at": started_at.isoformat(timespec="seconds"),
+            "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "git": git_info(),
+            "packages": package_versions(),
+            "python": {"version": platform.python_version(), "executable": sys.executable},
+            "platform": platform.platform(),
+            "command": cmd,
+        },
+    )
     if status != "ok":
         raise NotebookFailed(message, record)
     return record
 
 
-def run_all(profile: str = "default", notebooks: Iterable[str] | None = None, *,
-            output_dir: str | os.PathLike | None = None,
-            cell_timeout: float | None = None, notebook_timeout: float | None = None,
-            notebooks_dir: str | os.PathLike | None = None,
-            params_dir: str | os.PathLike | None = None,
-            report: bool = True, keep_going: bool = False, echo: bool = True) -> list[RunRecord]:
+def run_all(
+    profile: str = "default",
+    notebooks: Iterable[str] | None = None,
+    *,
+    output_dir: str | os.PathLike | None = None,
+    cell_timeout: float | None = None,
+    notebook_timeout: float | None = None,
+    notebooks_dir: str | os.PathLike | None = None,
+    params_dir: str | os.PathLike | None = None,
+    report: bool = True,
+    keep_going: bool = False,
+    echo: bool = True,
+) -> list[RunRecord]:
     """Run the selected notebooks (prefixes such as ``["03"]``; default all) in order.
 
     Every selected notebook's parameters are checked before the first one runs, so a typo in
@@ -662,13 +771,21 @@ def run_all(profile: str = "default", notebooks: Iterable[str] | None = None, *,
         for path in paths:
             print(f"=== {path.stem} (profile {profile})", flush=True)
             try:
-                record = run_notebook(path, profile, output_dir, cell_timeout=cell_timeout,
-                                      notebook_timeout=notebook_timeout, params_dir=params_dir,
-                                      echo=echo)
+                record = run_notebook(
+                    path,
+                    profile,
+                    output_dir,
+                    cell_timeout=cell_timeout,
+                    notebook_timeout=notebook_timeout,
+                    params_dir=params_dir,
+                    echo=echo,
+                )
                 records.append(record)
                 print(f"=== {path.stem}: ok in {record.wall_time_s:.0f} s", flush=True)
             except NotebookFailed as exc:
-                print(f"=== {path.stem}: {exc.record.status if exc.record else 'failed'}", flush=True)
+                print(
+                    f"=== {path.stem}: {exc.record.status if exc.record else 'failed'}", flush=True
+                )
                 failures.append(exc)
                 if exc.record is not None:
                     records.append(exc.record)
@@ -699,20 +816,43 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m prototokens.harness.runner --profile smoke --notebook 03``; see ``--help``."""
     parser = argparse.ArgumentParser(
         prog="python -m prototokens.harness.runner",
-        description="Run the notebooks through papermill with layered parameter files.")
-    parser.add_argument("--profile", default=os.environ.get("PROFILE") or "default",
-                        help="default (CPU, embedded model), smoke (CI) or paper (GPU, hub models)")
-    parser.add_argument("--notebook", action="append", default=None, metavar="NN",
-                        help="run only this notebook (prefix such as 03, or stem); repeatable")
-    parser.add_argument("--cell-timeout", type=float, default=None, metavar="S",
-                        help="per-cell timeout in seconds (default per profile)")
-    parser.add_argument("--notebook-timeout", type=float, default=None, metavar="S",
-                        help="whole-notebook timeout in seconds (default per profile)")
+        description="Run the notebooks through papermill with layered parameter files.",
+    )
+    parser.add_argument(
+        "--profile",
+        default=os.environ.get("PROFILE") or "default",
+        help="default (CPU, embedded model), smoke (CI) or paper (GPU, hub models)",
+    )
+    parser.add_argument(
+        "--notebook",
+        action="append",
+        default=None,
+        metavar="NN",
+        help="run only this notebook (prefix such as 03, or stem); repeatable",
+    )
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="per-cell timeout in seconds (default per profile)",
+    )
+    parser.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="whole-notebook timeout in seconds (default per profile)",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the HTML report")
-    parser.add_argument("--keep-going", action="store_true",
-                        help="run the remaining notebooks after a failure")
-    parser.add_argument("--check", action="store_true",
-                        help="only resolve and check the parameters, print them, run nothing")
+    parser.add_argument(
+        "--keep-going", action="store_true", help="run the remaining notebooks after a failure"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only resolve and check the parameters, print them, run nothing",
+    )
     parser.add_argument("--output-dir", default=None, help="outputs tree (default <repo>/outputs)")
     parser.add_argument("--notebooks-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--params-dir", default=None, help=argparse.SUPPRESS)
@@ -723,15 +863,27 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             names = args.notebook or [p.stem for p in list_notebooks(args.notebooks_dir)]
             for name in names:
-                resolved = resolve_parameters(name, args.profile, params_dir=args.params_dir,
-                                              output_dir=args.output_dir,
-                                              notebooks_dir=args.notebooks_dir)
+                resolved = resolve_parameters(
+                    name,
+                    args.profile,
+                    params_dir=args.params_dir,
+                    output_dir=args.output_dir,
+                    notebooks_dir=args.notebooks_dir,
+                )
                 print(f"{resolved.notebook.stem}: {json.dumps(resolved.values)}")
             return 0
-        run_all(args.profile, args.notebook, output_dir=args.output_dir,
-                cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
-                notebooks_dir=args.notebooks_dir, params_dir=args.params_dir,
-                report=not args.no_report, keep_going=args.keep_going, echo=not args.quiet)
+        run_all(
+            args.profile,
+            args.notebook,
+            output_dir=args.output_dir,
+            cell_timeout=args.cell_timeout,
+            notebook_timeout=args.notebook_timeout,
+            notebooks_dir=args.notebooks_dir,
+            params_dir=args.params_dir,
+            report=not args.no_report,
+            keep_going=args.keep_going,
+            echo=not args.quiet,
+        )
     except NotebookFailed as exc:
         print(f"\nFAILED: {exc}", file=sys.stderr)
         status = exc.record.status if exc.record else "failed"

@@ -4,6 +4,7 @@
 outputs folder, the result store) and prints the versions and device the run used, so that the
 notebooks themselves stay short orchestrations.
 """
+
 from __future__ import annotations
 
 import platform
@@ -13,11 +14,11 @@ from pathlib import Path
 
 import torch
 
+from prototokens.engine.store import ResultStore, engine_version
 from prototokens.harness import artifacts
 from prototokens.harness.envcheck import device_report, package_versions
 from prototokens.inputs.models import LoadedModel, load_model
 from prototokens.paths import output_dir as resolve_output_dir
-from prototokens.engine.store import ResultStore, engine_version
 
 
 @dataclass
@@ -28,7 +29,7 @@ class Session:
     output_dir: Path
     store: ResultStore
     device: str
-    notebook: str = ""   # e.g. "02_optimization": the name metrics are written under
+    notebook: str = ""  # e.g. "02_optimization": the name metrics are written under
 
     def save_figure(self, fig, name: str) -> list[Path]:
         """``figures/<name>.png`` and ``.pdf`` under this session's outputs folder."""
@@ -42,30 +43,49 @@ class Session:
         """``metrics/<notebook>.json`` (the session's notebook unless named)."""
         name = notebook or self.notebook
         if not name:
-            raise ValueError("this session has no notebook name: start(..., notebook='NN_name') "
-                             "or pass notebook=")
+            raise ValueError(
+                "this session has no notebook name: start(..., notebook='NN_name') "
+                "or pass notebook="
+            )
         return artifacts.write_metrics(name, metrics, output_dir=self.output_dir)
 
 
 def banner(lm: LoadedModel | None = None) -> str:
     """Versions, interpreter and device, one per line (the per-notebook printout)."""
     dev = device_report()
-    lines = [f"python      {platform.python_version()} ({sys.executable})",
-             f"prototokens {engine_version()}"]
-    lines += [f"{name:<11} {ver}" for name, ver in package_versions().items() if name != "prototokens"]
+    lines = [
+        f"python      {platform.python_version()} ({sys.executable})",
+        f"prototokens {engine_version()}",
+    ]
+    lines += [
+        f"{name:<11} {ver}" for name, ver in package_versions().items() if name != "prototokens"
+    ]
     gpu = f" · {dev['gpu_name']}" if dev.get("gpu_name") else ""
     lines.append(f"device      {dev['device']}{gpu} · torch threads {dev['torch_threads']}")
     if lm is not None:
-        lines.append(f"model       {lm.name}: {lm.title} · d={lm.d_model} · |V|={lm.vocab_size} · "
-                     f"{lm.dtype} on {lm.device}")
+        lines.append(
+            f"model       {lm.name}: {lm.title} · d={lm.d_model} · |V|={lm.vocab_size} · "
+            f"{lm.dtype} on {lm.device}"
+        )
     return "\n".join(lines)
 
 
-def start(model: str | None, device: str = "auto", output_dir: str = "", seed: int = 0,
-          dtype: str = "auto", notebook: str = "") -> Session:
+def start(
+    model: str | None,
+    device: str = "auto",
+    output_dir: str = "",
+    seed: int = 0,
+    dtype: str = "auto",
+    notebook: str = "",
+) -> Session:
     """Seed torch, resolve the outputs folder, open the result store and load ``model`` (if any)."""
     torch.manual_seed(seed)
     out = resolve_output_dir(output_dir or None)
     lm = load_model(model, device=device, dtype=dtype) if model else None
-    return Session(lm=lm, output_dir=out, store=ResultStore(out / "cache" / "runs"),
-                   device=str(lm.device) if lm else device, notebook=notebook)
+    return Session(
+        lm=lm,
+        output_dir=out,
+        store=ResultStore(out / "cache" / "runs"),
+        device=str(lm.device) if lm else device,
+        notebook=notebook,
+    )

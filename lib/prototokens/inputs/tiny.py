@@ -4,6 +4,7 @@ They exercise every mechanism of the engine (arrangements, batching, sharing, fr
 in milliseconds without any download. They say nothing about the phenomenon itself: for that the
 tests use the embedded SmolLM2 (``prototokens.inputs.models.load_model("smollm2-135m")``).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -33,17 +34,31 @@ def tiny_tokenizer(vocab_size: int = 320):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>")
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+    )
 
 
-def tiny_model(arch: str = "llama", *, vocab_size: int = 320, hidden_size: int = 32,
-               num_layers: int = 2, num_heads: int = 4, max_positions: int = 256, seed: int = 0,
-               dtype: torch.dtype = torch.float32):
+def tiny_model(
+    arch: str = "llama",
+    *,
+    vocab_size: int = 320,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    max_positions: int = 256,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+):
     """A random-init causal LM of the given family (``llama``, ``gpt_neox``), frozen, in eval mode.
 
     Same code paths as the real families (rotary attention, tied/untied heads); hidden 32 and two
@@ -53,17 +68,32 @@ def tiny_model(arch: str = "llama", *, vocab_size: int = 320, hidden_size: int =
 
     torch.manual_seed(seed)
     if arch == "llama":
-        cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size,
-                          intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
-                          num_attention_heads=num_heads, num_key_value_heads=max(1, num_heads // 2),
-                          max_position_embeddings=max_positions, bos_token_id=0, eos_token_id=0,
-                          pad_token_id=0, tie_word_embeddings=True)
+        cfg = LlamaConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_heads,
+            num_key_value_heads=max(1, num_heads // 2),
+            max_position_embeddings=max_positions,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=0,
+            tie_word_embeddings=True,
+        )
         model = LlamaForCausalLM(cfg)
     elif arch == "gpt_neox":
-        cfg = GPTNeoXConfig(vocab_size=vocab_size, hidden_size=hidden_size,
-                            intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
-                            num_attention_heads=num_heads, max_position_embeddings=max_positions,
-                            bos_token_id=0, eos_token_id=0, pad_token_id=0)
+        cfg = GPTNeoXConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=num_heads,
+            max_position_embeddings=max_positions,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=0,
+        )
         model = GPTNeoXForCausalLM(cfg)
     else:
         raise ValueError(f"unknown tiny architecture {arch!r}; choose 'llama' or 'gpt_neox'")

@@ -6,6 +6,7 @@ merge differently across a cut (e.g. a prefix that ends inside a word, or two to
 to a string with a cheaper merge). Experiments therefore train on ``token_ids``, never on a
 re-encoding of ``text``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,8 @@ class NotEnoughTexts(ValueError):
         super().__init__(
             f"source {source!r} ({label}) has {available} texts of at least {num_tokens} tokens for "
             f"this tokenizer, but {requested} were requested; ask for at most {available} texts "
-            f"or a shorter length")
+            f"or a shorter length"
+        )
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,17 @@ def prefix(text: Text, num_tokens: int, tokenizer=None) -> Text:
     if num_tokens < 1:
         raise ValueError(f"num_tokens must be >= 1, got {num_tokens}")
     if num_tokens > len(text.token_ids):
-        raise ValueError(f"text {text.text_id} has {len(text.token_ids)} tokens; cannot take a "
-                         f"prefix of {num_tokens}")
+        raise ValueError(
+            f"text {text.text_id} has {len(text.token_ids)} tokens; cannot take a "
+            f"prefix of {num_tokens}"
+        )
     if num_tokens == len(text.token_ids):
         return text
     tok = tokenizer if tokenizer is not None else _TOKENIZERS.get(text.tokenizer_key or "")
     if tok is None:
-        raise ValueError(f"no tokenizer known for text {text.text_id}; pass prefix(text, k, tokenizer)")
+        raise ValueError(
+            f"no tokenizer known for text {text.text_id}; pass prefix(text, k, tokenizer)"
+        )
     ids = text.token_ids[:num_tokens]
     return replace(text, token_ids=ids, text=decode(tok, ids))
 
@@ -103,15 +109,21 @@ def encode(tokenizer, text: str) -> list[int]:
 
 def decode(tokenizer, ids: Sequence[int]) -> str:
     """The exact decoding of ``ids`` (no whitespace clean-up, specials kept as they are)."""
-    return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    return tokenizer.decode(
+        list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
+    )
 
 
 def exact_text(tokenizer, ids: Sequence[int], **fields) -> Text:
     """Build a :class:`Text` whose ``text`` is the decoding of ``ids``."""
     key = tokenizer_fingerprint(tokenizer)
     _TOKENIZERS.setdefault(key, tokenizer)
-    return Text(text=decode(tokenizer, ids), token_ids=tuple(int(i) for i in ids),
-                tokenizer_key=key, **fields)
+    return Text(
+        text=decode(tokenizer, ids),
+        token_ids=tuple(int(i) for i in ids),
+        tokenizer_key=key,
+        **fields,
+    )
 
 
 _FINGERPRINTS: dict[int, tuple[object, str]] = {}  # id(tokenizer) -> (tokenizer, fingerprint)

@@ -17,6 +17,7 @@ Results are cached as a ``datasets.Dataset`` per configuration under
 ``cache_dir("data")/generated/<key>``, one row per (context, continuation); a later call only
 generates the contexts that are missing.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,17 @@ import numpy as np
 import torch
 
 from prototokens.paths import cache_dir
-from .base import Text, decode, encode, exact_text, load_dataset_dir, save_dataset, stable_seed, \
-    tokenizer_fingerprint
+
+from .base import (
+    Text,
+    decode,
+    encode,
+    exact_text,
+    load_dataset_dir,
+    save_dataset,
+    stable_seed,
+    tokenizer_fingerprint,
+)
 from .pools import Pool, pg19_pool, select
 
 CONTEXT_TOKENS = 128
@@ -62,56 +72,108 @@ def _prompt_ids(tokenizer, context: str, context_tokens: int) -> tuple[list[int]
 
 
 @torch.no_grad()
-def sample_continuations(model, tokenizer, prompt: list[int], num_tokens: int, continuations: int,
-                         seed: int) -> np.ndarray:
+def sample_continuations(
+    model, tokenizer, prompt: list[int], num_tokens: int, continuations: int, seed: int
+) -> np.ndarray:
     """``[continuations, num_tokens]`` ids sampled at temperature 1 after ``prompt``."""
     device = next(model.parameters()).device
     inp = torch.tensor([prompt] * continuations, dtype=torch.long, device=device)  # [C, P]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     torch.manual_seed(seed)
     out = model.generate(
-        input_ids=inp, attention_mask=torch.ones_like(inp), do_sample=True, temperature=1.0,
-        top_k=0, top_p=1.0, num_beams=1, max_new_tokens=num_tokens, min_new_tokens=num_tokens,
-        suppress_tokens=sorted(set(tokenizer.all_special_ids)), pad_token_id=pad)
-    new = out[:, inp.shape[1]:].cpu().numpy()  # [C, num_tokens]
+        input_ids=inp,
+        attention_mask=torch.ones_like(inp),
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        num_beams=1,
+        max_new_tokens=num_tokens,
+        min_new_tokens=num_tokens,
+        suppress_tokens=sorted(set(tokenizer.all_special_ids)),
+        pad_token_id=pad,
+    )
+    new = out[:, inp.shape[1] :].cpu().numpy()  # [C, num_tokens]
     if new.shape != (continuations, num_tokens):
         raise RuntimeError(f"generate returned {new.shape[1]} new tokens, expected {num_tokens}")
     return new
 
 
-def generated_texts(model, tokenizer, n: int, num_tokens: int, seed: int, continuations: int = 1,
-                    context_tokens: int = CONTEXT_TOKENS, allow_hub: bool | None = None) -> list[Text]:
+def generated_texts(
+    model,
+    tokenizer,
+    n: int,
+    num_tokens: int,
+    seed: int,
+    continuations: int = 1,
+    context_tokens: int = CONTEXT_TOKENS,
+    allow_hub: bool | None = None,
+) -> list[Text]:
     """``n`` contexts × ``continuations`` continuations of exactly ``num_tokens`` tokens."""
     pool: Pool = pg19_pool(allow_hub)
     chosen = select(pool, "pg19_gen", n, num_tokens, tokenizer, seed)
-    key = hashlib.sha256(":".join(map(str, (
-        pool.name, model_fingerprint(model), tokenizer_fingerprint(tokenizer), seed, num_tokens,
-        continuations, context_tokens))).encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        ":".join(
+            map(
+                str,
+                (
+                    pool.name,
+                    model_fingerprint(model),
+                    tokenizer_fingerprint(tokenizer),
+                    seed,
+                    num_tokens,
+                    continuations,
+                    context_tokens,
+                ),
+            )
+        ).encode()
+    ).hexdigest()[:20]
     path = cache_dir("data") / "generated" / key
     ds = load_dataset_dir(path)
     rows = {} if ds is None else {(r["chunk_id"], r["continuation"]): r for r in ds}
     missing = [i for i in chosen if (pool.chunk_ids[i], 0) not in rows]
     for idx in missing:
         prompt, ctx = _prompt_ids(tokenizer, pool.contexts[idx], context_tokens)
-        ids = sample_continuations(model, tokenizer, prompt, num_tokens, continuations,
-                                   stable_seed(seed, pool.chunk_ids[idx]))
+        ids = sample_continuations(
+            model,
+            tokenizer,
+            prompt,
+            num_tokens,
+            continuations,
+            stable_seed(seed, pool.chunk_ids[idx]),
+        )
         for c in range(continuations):
             rows[(pool.chunk_ids[idx], c)] = {
-                "chunk_id": pool.chunk_ids[idx], "continuation": c, "token_ids": ids[c].tolist(),
-                "prompt": decode(tokenizer, ctx)}
+                "chunk_id": pool.chunk_ids[idx],
+                "continuation": c,
+                "token_ids": ids[c].tolist(),
+                "prompt": decode(tokenizer, ctx),
+            }
     if missing:
         import datasets
 
         ordered = [rows[k] for k in sorted(rows)]
         save_dataset(datasets.Dataset.from_list(ordered), path)
-    label = f"pg19_gen ({model_name(model)})" if pool.name == "pg19-hub" else \
-        f"pg19_gen ({model_name(model)}; contexts: offline Gutenberg Shakespeare)"
+    label = (
+        f"pg19_gen ({model_name(model)})"
+        if pool.name == "pg19-hub"
+        else f"pg19_gen ({model_name(model)}; contexts: offline Gutenberg Shakespeare)"
+    )
     out = []
     for idx in chosen:
         cid = pool.chunk_ids[idx]
         for c in range(continuations):
             row = rows[(cid, c)]
             text_id = f"pg19_gen-{cid.removeprefix('pg19-')}-c{c}"  # pg19_gen-00012-c3
-            out.append(exact_text(tokenizer, row["token_ids"], text_id=text_id, source="pg19_gen",
-                                  label=label, context=row["prompt"], context_id=cid))
+            out.append(
+                exact_text(
+                    tokenizer,
+                    row["token_ids"],
+                    text_id=text_id,
+                    source="pg19_gen",
+                    label=label,
+                    context=row["prompt"],
+                    context_id=cid,
+                )
+            )
     return out

