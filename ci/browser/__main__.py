@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from ci.browser.actions import Click, ExpectText, Explore, check_table
@@ -154,11 +155,14 @@ def main(argv: list[str] | None = None) -> int:
             (lab_outputs / "cache").symlink_to(cache.resolve(), target_is_directory=True)
             log(f"sharing the result cache {cache}")
         env = {"PROTOTOKENS_OUTPUT_DIR": str(lab_outputs)}
+        need_lab = bool(copies) or args.self_test
         with (
-            JupyterLab(jupyter, tmp, env, threads=args.threads) as lab,
+            JupyterLab(jupyter, tmp, env, threads=args.threads)
+            if need_lab
+            else nullcontext() as lab,
             Browser(tmp / "chromium") as browser,
         ):
-            log(f"jupyter lab up ({time.time() - t_start:.1f} s)")
+            log(f"browser{' and jupyter lab' * need_lab} up ({time.time() - t_start:.1f} s)")
             if args.self_test:
                 t = time.time()
                 try:
