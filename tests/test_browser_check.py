@@ -213,3 +213,21 @@ def test_the_run_report_links_only_existing_files(tmp_path):
     (tmp_path / "tables" / "tab1_demo.md").unlink()  # a link to a vanished file is caught
     _, problems = check_page(tmp_path / "report" / "index.html")
     assert any("tab1_demo.md does not exist" in p for p in problems)
+
+
+def test_link_cache_shares_rows_read_only(tmp_path):
+    """The browser run reads the smoke runs' cached rows, but what it writes stays its own."""
+    import os
+
+    from ci.browser.__main__ import link_cache
+
+    src, dst = tmp_path / "smoke" / "cache", tmp_path / "lab" / "cache"
+    (src / "runs" / "rows").mkdir(parents=True)
+    (src / "runs" / "rows" / "k1.json").write_text('{"row": 1}')
+    assert link_cache(src, dst) == 1
+    assert (dst / "runs" / "rows" / "k1.json").read_text() == '{"row": 1}'
+    new = dst / "runs" / "rows" / "k1.json.tmp"
+    new.write_text('{"row": 2}')
+    os.replace(new, dst / "runs" / "rows" / "k1.json")  # how prototokens.io writes atomically
+    assert (src / "runs" / "rows" / "k1.json").read_text() == '{"row": 1}'
+    assert link_cache(tmp_path / "absent", tmp_path / "x") == 0

@@ -72,6 +72,21 @@ SELFTEST_NOTEBOOK = {
 SELFTEST_ENTRY = Explore(steps=(Click("Boom"), ExpectText(r"never shown", "nothing", timeout=30)))
 
 
+def link_cache(src: Path, dst: Path) -> int:
+    """Symlink every file of the result cache ``src`` into ``dst`` (same layout). The store writes
+    atomically (a new file renamed over the key), so a row the widgets add lands in ``dst`` and
+    the smoke runs' cache is never modified: each check trains its widget runs anew."""
+    n = 0
+    if src.is_dir():
+        for f in src.rglob("*"):
+            if f.is_file():
+                target = dst / f.relative_to(src)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(f.resolve())
+                n += 1
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m ci.browser",
@@ -149,11 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             prepare_copy(tmp / "src" / "99_selftest.ipynb", tmp, {})
         # The batch cells find the rows of the smoke run (same parameters) in its result cache,
         # so Run All spends its time on what the browser shows, not on re-optimising.
-        cache = smoke_outputs / "cache"
-        if cache.is_dir():
-            lab_outputs.mkdir(parents=True, exist_ok=True)
-            (lab_outputs / "cache").symlink_to(cache.resolve(), target_is_directory=True)
-            log(f"sharing the result cache {cache}")
+        linked = link_cache(smoke_outputs / "cache", lab_outputs / "cache")
+        if linked:
+            log(f"{linked} cached files of {smoke_outputs / 'cache'} linked (read-only use)")
         env = {"PROTOTOKENS_OUTPUT_DIR": str(lab_outputs)}
         need_lab = bool(copies) or args.self_test
         with (

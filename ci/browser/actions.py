@@ -14,8 +14,8 @@ overrides for the browser run and a list of steps, executed in order after "Run 
   (``naturalWidth > 0``).
 - ``ExpectElement(css, what, count)``: wait until at least ``count`` elements match ``css``
   inside the Explore widgets (e.g. coloured token spans).
-- ``ExpectWidget(widget)``: wait until a control labelled ``widget`` (or a button with that text)
-  is shown.
+- ``ExpectWidget(widget, enabled=False)``: wait until a control labelled ``widget`` (or a button
+  with that text) is shown (and, with ``enabled=True``, usable: e.g. Train again after a run).
 - ``Screenshot(name)``: save ``<notebook>__<name>.png`` of the Explore widgets.
 
 Every ``Expect*`` waits up to its ``timeout`` (seconds). After every step the driver also looks
@@ -86,10 +86,11 @@ class ExpectElement:
 @dataclass(frozen=True)
 class ExpectWidget:
     widget: str
+    enabled: bool = False  # also wait until it can be used (e.g. Train again after a run)
     timeout: float = DEFAULT_TIMEOUT
 
     def describe(self) -> str:
-        return f"expect widget {self.widget!r}"
+        return f"expect {'enabled ' if self.enabled else ''}widget {self.widget!r}"
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ class Browser:
             executable_path=CHROMIUM,
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1400},
+            viewport={"width": 1400, "height": 2000},
         )
         return self
 
@@ -246,13 +246,15 @@ class NotebookRun:
         if isinstance(step, Screenshot):
             self.screenshot(step.name)
         elif isinstance(step, ExpectWidget):
-            self.wait_for(
-                lambda: (
-                    self.control(step.widget).count() > 0 and self.control(step.widget).is_visible()
-                ),
-                timeout,
-                f"no widget {step.widget!r} shown",
-            )
+
+            def shown() -> bool:
+                ctl = self.control(step.widget)
+                if not (ctl.count() > 0 and ctl.is_visible()):
+                    return False
+                return not step.enabled or _enabled(ctl)
+
+            state = "enabled " if step.enabled else ""
+            self.wait_for(shown, timeout, f"no {state}widget {step.widget!r} shown")
         elif isinstance(step, Click):
             button = self.scope.locator("button").filter(
                 has_text=re.compile(rf"^\s*{re.escape(step.widget)}\s*$")
@@ -278,7 +280,11 @@ class NotebookRun:
             def loaded() -> bool:
                 n = imgs.count()
                 return n >= step.count and all(
-                    imgs.nth(i).evaluate("i => i.complete && i.naturalWidth > 0") for i in range(n)
+                    imgs.nth(i).evaluate(
+                        "i => i.complete && i.naturalWidth > 0"
+                        " && i.getBoundingClientRect().width > 0"
+                    )
+                    for i in range(n)
                 )
 
             self.wait_for(
@@ -352,10 +358,12 @@ class NotebookRun:
 
     def screenshot(self, name: str) -> Path:
         path = self.shots / f"{self.name}__{name}.png"
-        cell = self.page.locator(f"{EXPLORE_SCOPE}:has(.jupyter-widgets)").last
+        # the output area, not the whole cell: the notebook panel scrolls, and a screenshot of an
+        # element taller than the panel would be clipped
+        area = self.page.locator(f"{EXPLORE_SCOPE} .jp-Cell-outputArea:has(.jupyter-widgets)").last
         try:
-            cell.scroll_into_view_if_needed(timeout=5000)
-            cell.screenshot(path=str(path), timeout=30_000)
+            area.scroll_into_view_if_needed(timeout=5000)
+            area.screenshot(path=str(path), timeout=30_000)
         except Exception:  # noqa: BLE001 - no widget cell (yet): the viewport then
             self.page.screenshot(path=str(path))
         return path
@@ -473,6 +481,15 @@ def _image_problems(page, where: str) -> list[str]:
              .map(i => (i.getAttribute('src') || '').slice(0, 120))"""
     )
     return [f"{where}: image {src!r} did not load" for src in bad]
+
+
+def _enabled(ctl) -> bool:
+    """A control (or its input, select, button) that a person can use now."""
+    return ctl.evaluate(
+        """e => { const t = e.matches('button, input, select, textarea') ? e
+                  : e.querySelector('button, input, select, textarea');
+                  return !t || !t.disabled; }"""
+    )
 
 
 def _number(x) -> float | None:

@@ -35,6 +35,7 @@ INTERACTIONS: dict[str, Explore] = {
             ExpectElement("span[style*='background']", "coloured token spans", count=6),
             ExpectText(r"decoded:", "the decoded text"),
             ExpectImage("the loss/accuracy curves", count=1),
+            ExpectWidget("Train", enabled=True),  # the callback has returned
             Screenshot("after_train"),
         ),
     ),
