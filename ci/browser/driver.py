@@ -155,15 +155,17 @@ class NotebookRun:
         except Exception:  # noqa: BLE001 - page navigating; nothing to read yet
             return ""
 
-    def wait_for(self, ok, timeout: float, missing: str) -> None:
-        """Poll ``ok()`` (errors checked too) until true, else fail saying what is ``missing``."""
+    def wait_for(self, ok, timeout: float, missing: str, shown=None) -> None:
+        """Poll ``ok()`` (errors checked too) until true, else fail saying what is ``missing``
+        (and, with ``shown``, a callable, what the widgets showed instead)."""
         t_end = time.time() + timeout
         while True:
             self.fail_on_errors()
             if ok():
                 return
             if time.time() > t_end:
-                raise CheckFailed(f"{self.step}: {missing} within {timeout:.0f} s")
+                instead = f"; the widgets show:\n{_tail(shown(), 1500)}" if shown else ""
+                raise CheckFailed(f"{self.step}: {missing} within {timeout:g} s{instead}")
             time.sleep(0.25)
 
     # -- the run ---------------------------------------------------------------------------
@@ -271,8 +273,8 @@ class NotebookRun:
             self.wait_for(
                 lambda: re.search(step.pattern, self.widget_text()) is not None,
                 timeout,
-                f"the widgets did not show {step.what or 'the text'} (/{step.pattern}/); "
-                f"they show:\n{_tail(self.widget_text(), 1500)}",
+                f"the widgets did not show {step.what or 'the text'} (/{step.pattern}/)",
+                shown=self.widget_text,
             )
         elif isinstance(step, ExpectImage):
             imgs = self.scope.locator("img")
