@@ -3,6 +3,7 @@
 #   make reproduce            run every notebook with PROFILE=default (CPU, embedded model)
 #   make reproduce PROFILE=smoke NOTEBOOK=03
 #   make test                 the whole test suite (includes the smoke runs of every notebook)
+#   make browser-test         every Explore widget and the HTML report in headless Chromium
 #   make report | lab | strip | clean-outputs
 SHELL := /bin/bash
 .DEFAULT_GOAL := install
@@ -17,10 +18,10 @@ PROFILE ?= default
 NOTEBOOK ?=
 STAMP = $(VENV)/.installed
 
-.PHONY: install kernel reproduce test report lab strip clean-outputs help
+.PHONY: install kernel reproduce test browser-test report lab strip clean-outputs help
 
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -45,6 +46,35 @@ reproduce: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# ---- browser check (ci/browser, ci/README.md): Debian chromium + playwright in its own venv, so
+# the project venv stays free of it. Each piece is installed only when missing.
+BROWSER_VENV ?= .venv-browser
+BROWSER_PY = $(BROWSER_VENV)/bin/python
+BROWSER_STAMP = $(BROWSER_VENV)/.installed
+PLAYWRIGHT ?= playwright==1.65.2
+CHROMIUM ?= /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "$(CHROMIUM) missing: install Debian's chromium as root (apt-get install -y chromium)"; exit 1; fi; \
+	set -x; $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
+
+# playwright drives the system chromium (no `playwright install`: no browser download).
+$(BROWSER_STAMP): Makefile
+	test -x $(BROWSER_PY) || python3 -m venv $(BROWSER_VENV)
+	$(BROWSER_PY) -m pip install -q '$(PLAYWRIGHT)'
+	touch $@
+
+# The report of a smoke run: the one `make test` left when .ci/run exported
+# PROTOTOKENS_SMOKE_OUTPUTS, else a fresh `--profile smoke` run into outputs/.
+SMOKE_OUT = $${PROTOTOKENS_SMOKE_OUTPUTS:-outputs}
+browser-test: $(STAMP) $(BROWSER_STAMP) $(CHROMIUM)
+	@if [ -n "$$PROTOTOKENS_SMOKE_OUTPUTS" ] && [ -d "$$PROTOTOKENS_SMOKE_OUTPUTS/notebooks" ]; then \
+	  echo "report of the smoke runs in $$PROTOTOKENS_SMOKE_OUTPUTS"; \
+	  $(PY) -m prototokens.harness.report "$$PROTOTOKENS_SMOKE_OUTPUTS"; \
+	else $(PY) -m prototokens.harness.runner --profile smoke --quiet; fi
+	$(BROWSER_PY) -m ci.browser --python $(PY) --self-test --report "$(SMOKE_OUT)/report/index.html" --out outputs/browser
 
 report: $(STAMP)
 	$(PY) -m prototokens.harness.report

@@ -1,0 +1,42 @@
+"""THE table of the browser check: per notebook with an Explore section, what a person does with
+its widgets and what they must then see. The vocabulary is in :mod:`ci.browser.actions`; the
+format, with an example, in ``ci/README.md``.
+
+A notebook whose Explore section has no entry here fails the check (and the unit test
+``tests/test_browser_check.py``), so new widgets cannot slip in untested.
+"""
+
+from __future__ import annotations
+
+from ci.browser.actions import (
+    Click,
+    ExpectElement,
+    ExpectImage,
+    ExpectText,
+    ExpectWidget,
+    Explore,
+    Screenshot,
+    Set,
+)
+
+INTERACTIONS: dict[str, Explore] = {
+    # The reconstruction explorer (prototokens.harness.explore.reconstruction_explorer).
+    "02_optimization": Explore(
+        params={"recipes": "paper"},  # one recipe in the batch cells: Run All in fewer seconds
+        steps=(
+            ExpectWidget("Train"),
+            Set("tokens", 6),  # slider; 6 != the smoke num_tokens (8): proves it reached Python
+            Set("arrangement", "e*N"),  # dropdown: pick an arrangement
+            Set("max steps", 12),  # != the batch max_steps, so Train really trains (no cache hit)
+            Screenshot("before_train"),
+            Click("Train"),
+            ExpectText(r"after \d+ steps", "the final status line 'converged/... after N steps'"),
+            ExpectText(r"\d+/6\s*tokens correct in one forward pass", "the reconstruction header"),
+            ExpectElement("span[style*='background']", "coloured token spans", count=6),
+            ExpectText(r"decoded:", "the decoded text"),
+            ExpectImage("the loss/accuracy curves", count=1),
+            ExpectWidget("Train", enabled=True),  # the callback has returned
+            Screenshot("after_train"),
+        ),
+    ),
+}
