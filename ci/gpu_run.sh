@@ -9,8 +9,8 @@
 #                               python3 kernel, put the text pools in PROTOTOKENS_HOME, dequantise
 #                               SmolLM2, time the training step, run every notebook through the
 #                               runner under a deadline, build the report, pack outputs into $OUT
-#   bash ci/gpu_run.sh dry-run  the same as `run` on this CPU machine, profile smoke by default
-#                               (GPU_PROFILE, PY, OUT and the folders below can be overridden)
+#   bash ci/gpu_run.sh dry-run  the same as `run` on this CPU machine: the gpu profile's keys with
+#                               device cpu and each notebook's smoke sizes (no timing step)
 #
 # Environment: PY (python3), GPU_PROFILE (gpu), GPU_PARALLEL (3: notebooks side by side after 01),
 # GPU_BUDGET_S (530: seconds from the start of this script to the end of packing),
@@ -32,7 +32,6 @@ PARALLEL=${GPU_PARALLEL:-3}
 BENCH=${GPU_BENCH:-1}
 PROFILE=${GPU_PROFILE:-gpu}
 if [ "$MODE" = dry-run ]; then
-  PROFILE=${GPU_PROFILE:-smoke}
   BENCH=${GPU_BENCH:-0}
 fi
 OUT=${OUT:-$WORK/out}
@@ -111,6 +110,12 @@ t = time.time(); lm = load_model('smollm2-135m', device='cpu')
 print(f'smollm2-135m ready ({lm.title}, d={lm.d_model}) in {time.time() - t:.1f} s')
 " || die "the embedded model"
 
+if [ "$MODE" = dry-run ]; then  # the gpu profile's keys at smoke sizes, on the CPU
+  "$PY" ci/gpu_series.py dry-run-params params "$WORK/params-dry" --profile "$PROFILE" >/dev/null \
+    || die "dry-run params"
+  export PROTOTOKENS_PARAMS_DIR="$WORK/params-dry"
+  log "dry run: $PROFILE profile with device cpu and smoke sizes ($PROTOTOKENS_PARAMS_DIR)"
+fi
 OUTPUTS="$WORK/outputs"
 mkdir -p "$OUTPUTS/bench"
 # 5. the training step's speed for the SmolLM2 architecture (texts*steps/s at B=1 and B=32)

@@ -162,6 +162,23 @@ def _report(out: Path, deadline: float) -> str:
     return "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
 
 
+def dry_run_params(src: Path, dest: Path, profile: str = "gpu") -> Path:
+    """A params folder for a CPU dry run of ``profile``: its profile file with ``device: cpu``
+    and each notebook's ``profile`` section overlaid with its ``smoke`` section (the keys of the
+    GPU run, at smoke sizes). Point ``PROTOTOKENS_PARAMS_DIR`` at the result."""
+    import yaml
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if path.name == f"profile_{profile}.yaml":
+            data["device"] = "cpu"
+        elif not path.name.startswith("profile_"):
+            data[profile] = {**(data.get(profile) or {}), **(data.get("smoke") or {})}
+        (dest / path.name).write_text(yaml.safe_dump(data, sort_keys=False))
+    return dest
+
+
 # --------------------------------------------------------------------------- packing
 
 
@@ -224,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--parallel", type=int, default=1)
     r.add_argument("--notebook", action="append", default=None)
     r.add_argument("--no-report", action="store_true")
+    d = sub.add_parser("dry-run-params", help="params for a CPU dry run of a GPU profile")
+    d.add_argument("src")
+    d.add_argument("dest")
+    d.add_argument("--profile", default="gpu")
     p = sub.add_parser("pack", help="tar the outputs (no cache) into <= 8 files")
     p.add_argument("--output-dir", required=True)
     p.add_argument("--dest", required=True)
@@ -240,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
             report=not args.no_report,
         )
         return 0 if all(r["status"] == "ok" for r in series["notebooks"]) else 1
+    if args.cmd == "dry-run-params":
+        print(dry_run_params(Path(args.src), Path(args.dest), args.profile))
+        return 0
     pack(Path(args.output_dir), Path(args.dest), args.max_mib, [Path(e) for e in args.extra])
     return 0
 

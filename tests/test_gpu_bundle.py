@@ -34,7 +34,7 @@ series = _load("gpu_series")
 def fake_wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
     """A wheel holding only its METADATA (what the resolver reads)."""
     path = folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-    meta = [f"Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", "\n".join(meta))
@@ -44,7 +44,10 @@ def fake_wheel(folder: Path, name: str, version: str, requires: list[str]) -> Pa
 INDEX = {  # name -> (version, requirements) of a fake registry
     "papermill": ("2.7.0", ["nbclient>=0.2", "click", "tenacity>=5.0; python_version >= '3.8'"]),
     "nbclient": ("0.11.0", ["jupyter-client>=6.1", "traitlets"]),
-    "jupyter-client": ("8.10.0", ["traitlets>=5.3", "pyzmq>=23", "pywin32; sys_platform == 'win32'"]),
+    "jupyter-client": (
+        "8.10.0",
+        ["traitlets>=5.3", "pyzmq>=23", "pywin32; sys_platform == 'win32'"],
+    ),
     "traitlets": ("5.16.1", []),
     "pyzmq": ("27.3.0", []),
     "tenacity": ("9.2.1", ["reno; extra == 'doc'"]),
@@ -210,3 +213,30 @@ def test_series_skips_notebooks_past_the_deadline(tmp_path):
 
     record = series.run_one("02", "smoke", tmp_path, time.time() + 5, 100, time.time())
     assert record["status"] == "skipped" and record["wall_time_s"] == 0.0
+
+
+def test_cached_pool_loads_without_the_datasets_package(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    from prototokens.inputs.data import base
+
+    ds = datasets.Dataset.from_dict({"chunk_id": ["a", "b"], "target": ["one", "two"]})
+    base.save_dataset(ds, tmp_path / "pool")
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` now raises ImportError
+    got = base.load_dataset_dir(tmp_path / "pool")
+    assert isinstance(got, base.ArrowColumns)
+    assert got["chunk_id"] == ["a", "b"] and got["target"] == ["one", "two"] and len(got) == 2
+    assert base.load_dataset_dir(tmp_path / "nothing") is None
+
+
+def test_dry_run_params_keep_gpu_keys_at_smoke_sizes_on_the_cpu(tmp_path):
+    dest = series.dry_run_params(runner.params_folder(), tmp_path / "params")
+    for nb in runner.list_notebooks():
+        values = runner.resolve_parameters(nb, "gpu", params_dir=dest).values
+        smoke = runner.resolve_parameters(nb, "smoke").values
+        assert values["device"] == "cpu" and values["profile"] == "gpu"
+        for key in ("num_tokens", "num_texts", "max_steps", "sanity_tokens"):
+            if key in smoke:
+                assert values[key] == smoke[key], (nb.stem, key)
+    assert (
+        runner.resolve_parameters("01", "gpu", params_dir=dest).values["strict_packages"] is False
+    )
