@@ -126,7 +126,7 @@ if [ "$BENCH" = 1 ]; then
 fi
 
 # 6. the series: 01 alone, then the rest side by side, each bounded by the deadline
-DEADLINE=$(( T0 + BUDGET - 40 ))  # 40 s kept for the report and packing
+DEADLINE=$(( T0 + BUDGET - 60 ))  # 60 s kept for the report and packing
 NB_ARGS=()
 for n in ${GPU_NOTEBOOKS:-}; do NB_ARGS+=(--notebook "$n"); done
 log "series starts; deadline in $(( DEADLINE - $(date +%s) )) s"

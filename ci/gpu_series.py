@@ -152,7 +152,7 @@ def run_series(
 
 
 def _report(out: Path, deadline: float) -> str:
-    left = max(10.0, deadline - time.time() + 30)
+    left = max(20.0, deadline - time.time() + 45)  # the caller keeps 60 s after the deadline
     cmd = [sys.executable, "-m", "prototokens.harness.report", str(out)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=left)

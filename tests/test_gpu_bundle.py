@@ -240,3 +240,27 @@ def test_dry_run_params_keep_gpu_keys_at_smoke_sizes_on_the_cpu(tmp_path):
     assert (
         runner.resolve_parameters("01", "gpu", params_dir=dest).values["strict_packages"] is False
     )
+
+
+def test_gpu_run_stash_verifies_and_copies_the_carried_part(tmp_path):
+    script = CI / "gpu_run.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    src, stash = tmp_path / "carried", tmp_path / "stash"
+    src.mkdir()
+    payload = tmp_path / "bundle.tar.gz"
+    payload.write_bytes(b"0123456789" * 1000)
+    parts = bundle.split_file(payload, 6000, src)
+    (src / "bundle.part01").unlink()  # this call carries part 2 only
+    manifest = {"bundle": {"name": payload.name, "size": 10000, "sha256": bundle.sha256(payload)},
+                "parts": parts}  # fmt: skip
+    (src / "manifest.json").write_text(json.dumps(manifest))
+    env = {**__import__("os").environ, "PY": sys.executable, "GPU_BUNDLE_SRC": str(src),
+           "GPU_BUNDLE_DIR": str(stash)}  # fmt: skip
+    done = subprocess.run(["bash", str(script), "stash"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (stash / "bundle.part02").read_bytes() == (src / "bundle.part02").read_bytes()
+    (src / "bundle.part02").write_bytes(b"damaged")
+    done = subprocess.run(["bash", str(script), "stash"], env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and "bad part" in done.stdout
+    bad = subprocess.run(["bash", str(script), "bogus"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "usage" in bad.stderr
