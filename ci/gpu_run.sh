@@ -36,7 +36,7 @@ if [ "$MODE" = dry-run ]; then
 fi
 OUT=${OUT:-$WORK/out}
 log() { echo "[gpu_run +$(( $(date +%s) - T0 ))s] $*"; }
-die() { log "FAILED: $*"; exit 1; }
+die() { log "FAILED: $*"; [ -f "$WORK/gpu_run.log" ] && cp "$WORK/gpu_run.log" "$OUT/gpu_run_log.txt"; exit 1; }
 
 stash() {
   mkdir -p "$BUNDLE"
