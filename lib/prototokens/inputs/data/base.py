@@ -184,10 +184,42 @@ def save_dataset(ds, path: Path) -> Path:
 
 
 def load_dataset_dir(path: Path):
-    """Load a dataset saved by :func:`save_dataset`, or ``None`` when there is none."""
-    import datasets
+    """Load a dataset saved by :func:`save_dataset`, or ``None`` when there is none.
 
+    Without the ``datasets`` package (a machine that only received the cached pools), the Arrow
+    files are read with pyarrow into a :class:`ArrowColumns` (``ds["column"]`` gives a list).
+    """
     path = Path(path)
     if not (path / "dataset_info.json").exists():
         return None
+    try:
+        import datasets
+    except ImportError:
+        return ArrowColumns.read(path)
     return datasets.load_from_disk(str(path))
+
+
+class ArrowColumns:
+    """Read-only columns of a dataset saved by ``datasets.Dataset.save_to_disk``."""
+
+    def __init__(self, table):
+        self.table = table  # pyarrow.Table
+
+    @classmethod
+    def read(cls, path: Path) -> "ArrowColumns":
+        import pyarrow as pa
+
+        files = sorted(Path(path).glob("data-*.arrow"))
+        if not files:
+            raise FileNotFoundError(f"no data-*.arrow file in {path}")
+        tables = []
+        for f in files:
+            with pa.memory_map(str(f)) as source:
+                tables.append(pa.ipc.open_stream(source).read_all())
+        return cls(pa.concat_tables(tables))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, column: str) -> list:
+        return self.table.column(column).to_pylist()

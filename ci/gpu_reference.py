@@ -1,0 +1,146 @@
+"""Extract the compact reference (``outputs/reference/h200/``) from a GPU run's returned files.
+
+    python ci/gpu_reference.py /work/.device/<files_at> [--dest outputs/reference/h200]
+
+Reads ``outputs.tar.gz`` (or its pieces ``outputs.tar.gz.00``, ``.01``...) that ci/gpu_run.sh
+packed, plus ``series.json``, and writes only what is small and useful for comparing runs:
+
+- ``metrics/NN_name.json``: each notebook's metrics, as written;
+- ``tables/*.csv`` and ``*.md``; ``figures/*.png`` up to ``--max-png-kib`` each (no PDFs);
+- ``bench/*.json``: the training-step timings of the run;
+- ``runs.json``: per notebook status, wall time, parameters, device; the run's commit, profile,
+  package versions, Python, parallel slots and budget (from the run manifests and series.json).
+
+Nothing else (no executed notebooks, logs, caches or vectors). ``python -m
+prototokens.harness.compare outputs outputs/reference/h200`` then compares a run with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DEST = REPO / "outputs" / "reference" / "h200"
+MAX_FILE = 1 << 20  # no single reference file above 1 MiB
+
+
+def read_outputs_tar(folder: Path) -> tarfile.TarFile:
+    """The packed outputs, joined from their pieces when they were cut."""
+    whole = folder / "outputs.tar.gz"
+    if whole.exists():
+        data = whole.read_bytes()
+    else:
+        pieces = sorted(folder.glob("outputs.tar.gz.[0-9][0-9]"))
+        if not pieces:
+            raise SystemExit(f"no outputs.tar.gz (or outputs.tar.gz.NN pieces) in {folder}")
+        data = b"".join(p.read_bytes() for p in pieces)
+    return tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+
+
+def _keep(name: str, size: int, max_png: int) -> bool:
+    parts = name.split("/")
+    if len(parts) != 2 or size > MAX_FILE:
+        return False
+    folder, leaf = parts
+    if folder == "metrics":
+        return leaf.endswith(".json") and not leaf.endswith(".manifest.json")
+    if folder == "tables":
+        return leaf.endswith((".csv", ".md"))
+    if folder == "figures":
+        return leaf.endswith(".png") and size <= max_png
+    if folder == "bench":
+        return leaf.endswith(".json")
+    return False
+
+
+def run_summary(manifests: dict[str, dict], series: dict) -> dict:
+    """``runs.json``: provenance and wall times, without absolute paths or log text."""
+    first = next(iter(manifests.values()), {})
+    git = first.get("git") or {}
+    notebooks = {}
+    for nb, m in sorted(manifests.items()):
+        notebooks[nb] = {
+            "status": m.get("status"),
+            "wall_time_s": m.get("wall_time_s"),
+            "device": m.get("device"),
+            "parameters": {
+                k: v for k, v in (m.get("parameters") or {}).items() if k != "output_dir"
+            },
+            "started_at": m.get("started_at"),
+        }
+    for rec in series.get("notebooks", []):  # notebooks that were skipped have no manifest
+        notebooks.setdefault(rec["notebook"], {"status": rec.get("status"), "wall_time_s": None})
+    device = next((n["device"] for n in notebooks.values() if n.get("device")), {})
+    return {
+        "profile": first.get("profile") or series.get("profile"),
+        "device": (device or {}).get("gpu_name") or (device or {}).get("device"),
+        "commit": git.get("commit") if isinstance(git, dict) else git,
+        "git": git,
+        "packages": first.get("packages"),
+        "python": (first.get("python") or {}).get("version"),
+        "platform": first.get("platform"),
+        "parallel": series.get("parallel"),
+        "series_total_s": series.get("total_s"),
+        "notebooks": notebooks,
+    }
+
+
+def extract(folder: Path, dest: Path, max_png_kib: int = 400) -> list[Path]:
+    """Write the compact reference from ``folder`` into ``dest`` (replaced); returns the files."""
+    tar = read_outputs_tar(folder)
+    if dest.exists():
+        shutil.rmtree(dest)
+    written, manifests, series = [], {}, {}
+    for member in tar.getmembers():
+        if not member.isfile():
+            continue
+        data = tar.extractfile(member).read()
+        if member.name.startswith("metrics/") and member.name.endswith(".manifest.json"):
+            manifests[Path(member.name).name.removesuffix(".manifest.json")] = json.loads(data)
+        elif member.name == "series.json":
+            series = json.loads(data)
+        elif _keep(member.name, member.size, max_png_kib * 1024):
+            target = dest / member.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            written.append(target)
+    if not series and (folder / "series.json").exists():
+        series = json.loads((folder / "series.json").read_text())
+    summary = run_summary(manifests, series)
+    bundle = folder / "manifest.json"  # the bundle's manifest, returned by ci/gpu_run.sh
+    if bundle.exists():
+        info = json.loads(bundle.read_text())
+        summary["commit"] = summary["commit"] or info.get("commit")
+        summary["bundle"] = {
+            "commit": info.get("commit"),
+            "dirty": info.get("dirty"),
+            "created": info.get("created"),
+            "wheels": {n: w["version"] for n, w in info.get("wheels", {}).items()},
+        }
+    dest.mkdir(parents=True, exist_ok=True)
+    runs = dest / "runs.json"
+    runs.write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    written.append(runs)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", help="folder holding outputs.tar.gz[.NN] and series.json")
+    parser.add_argument("--dest", default=str(DEFAULT_DEST))
+    parser.add_argument("--max-png-kib", type=int, default=400)
+    args = parser.parse_args(argv)
+    written = extract(Path(args.files), Path(args.dest), args.max_png_kib)
+    total = sum(p.stat().st_size for p in written)
+    print(f"{len(written)} files, {total / 1024:.0f} KiB in {args.dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
