@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from prototokens import __version__
+from prototokens.identity import hash_json
 from prototokens.io import atomic_path, write_json
 from prototokens.paths import output_dir
 
@@ -42,8 +43,7 @@ def engine_version() -> str:
 
 def cache_key(**inputs: Any) -> str:
     """A stable hash of the given inputs (JSON-serialisable) and :func:`engine_version`."""
-    payload = json.dumps({**inputs, "engine": engine_version()}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    return hash_json({**inputs, "engine": engine_version()}, length=32)
 
 
 class ResultStore:
