@@ -8,7 +8,8 @@ Layout under a store root (default ``<outputs>/cache/runs``)::
 A row exists only once its optimisation finished (converged, hit max_steps, or diverged), so an
 interrupted run keeps every finished row and a rerun computes only the missing ones. The key is a
 hash of everything that determines the result (:func:`cache_key`), including the engine's source
-code, so editing the engine invalidates old rows instead of silently reusing them.
+code (editing the engine invalidates old rows instead of silently reusing them) and the model's
+identity (fingerprint, dtype, device type: ``experiments.model_identity``).
 """
 
 from __future__ import annotations
