@@ -9,7 +9,7 @@ from prototokens import identity
 from prototokens.engine import experiments, train
 from prototokens.engine.experiments import model_identity, reconstruct
 from prototokens.engine.recipe import Recipe
-from prototokens.engine.store import ResultStore
+from prototokens.engine.store import ResultStore, cache_key
 from prototokens.inputs.data import base, generated, pools
 from prototokens.inputs.models import load_model, wrap_model
 from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
@@ -96,10 +96,14 @@ def test_precision_is_part_of_the_key(tmp_path, monkeypatch):
     assert (r32["dtype"], r16["dtype"]) == ("float32", "bfloat16")
 
 
-def test_device_type_is_part_of_the_key(tiny_llama):
-    ident = model_identity(tiny_llama)
-    assert ident["device_type"] == "cpu"
-    assert set(ident) == {"model", "model_fingerprint", "dtype", "device_type"}
+def test_device_type_is_part_of_the_key(tiny_llama, monkeypatch):
+    """The same model seen on a GPU: another key (a CPU row's wall time never lands in a GPU
+    table). The device is faked; nothing runs on it."""
+    cpu = model_identity(tiny_llama)
+    monkeypatch.setattr(type(tiny_llama), "device", property(lambda self: torch.device("cuda", 0)))
+    gpu = model_identity(tiny_llama)
+    assert (cpu["device_type"], gpu["device_type"]) == ("cpu", "cuda")
+    assert cache_key(**cpu) != cache_key(**gpu)
 
 
 def test_reloading_the_same_spec_hits_the_cache(tmp_path, monkeypatch):
