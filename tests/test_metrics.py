@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from prototokens.engine.metrics import (
     h_lm,
-    nats_to_bits,
+    start_token,
     start_token_id,
     steps_to_threshold,
     theoretical_capacity,
     token_metrics,
 )
+from prototokens.inputs.tiny import tiny_tokenizer
 
 TEXTS = ["Call me Ishmael.", "The quick brown fox jumps over the lazy dog.", "To be"]
 
@@ -62,27 +61,46 @@ def test_steps_to_threshold():
 
 def test_theoretical_capacity():
     # d * 16 / log2|V|; the predecessor's models_list.csv: Pythia-160M ~787, Llama-3 8B ~3862
-    assert theoretical_capacity(768, 50304) == pytest.approx(768 * 16 / math.log2(50304))
     assert theoretical_capacity(768, 50304) == pytest.approx(787.3, abs=0.6)
     assert theoretical_capacity(4096, 128256) == pytest.approx(3862, abs=0.5)
-    assert theoretical_capacity(576, 49152, bits_per_value=32) == pytest.approx(
-        576 * 32 / math.log2(49152)
-    )
 
 
-def test_nats_to_bits():
-    assert nats_to_bits(math.log(2)) == pytest.approx(1.0)
-    assert nats_to_bits(0.0) == 0.0
-    assert nats_to_bits(None) is None
-    assert nats_to_bits(10.0) == pytest.approx(10.0 / math.log(2))
+@pytest.mark.parametrize(
+    "family,expected",
+    [
+        ("default", "<|endoftext|>"),  # GPT-NeoX-like: BOS = EOS = <|endoftext|>
+        ("smollm2", "<|endoftext|>"),  # BOS is the chat token <|im_start|>; unk is <|endoftext|>
+        ("pythia", "<|endoftext|>"),  # BOS = EOS = unk = <|endoftext|>, nothing prepended
+        ("gemma3", "<bos>"),  # the tokenizer prepends <bos>
+        ("llama3", "<|begin_of_text|>"),  # the tokenizer prepends <|begin_of_text|>
+    ],
+)
+def test_start_token_is_the_document_boundary(family, expected):
+    tok = tiny_tokenizer(family=family)
+    assert start_token(tok) == (tok.convert_tokens_to_ids(expected), expected)
+    assert start_token_id(tok) == start_token(tok)[0]
 
 
-def test_start_token(tiny_llama):
-    assert (
-        start_token_id(tiny_llama.tokenizer)
-        == tiny_llama.tokenizer.convert_tokens_to_ids("<|endoftext|>")
-        == 0
-    )
+def test_start_token_without_endoftext():
+    """No <|endoftext|> and no BOS prepended: BOS, else EOS, else a clear error."""
+    tok = tiny_tokenizer(family="llama3")
+
+    class NoAutoBos:  # the same vocabulary, but a tokenizer that prepends nothing
+        bos_token_id, eos_token_id = tok.bos_token_id, tok.eos_token_id
+
+        def __call__(self, text):
+            return {"input_ids": tok(text, add_special_tokens=False)["input_ids"]}
+
+        def get_vocab(self):
+            return tok.get_vocab()
+
+    plain = NoAutoBos()
+    assert start_token_id(plain) == tok.bos_token_id
+    plain.bos_token_id = None
+    assert start_token_id(plain) == tok.eos_token_id
+    plain.eos_token_id = None
+    with pytest.raises(ValueError, match="no BOS, EOS or <|endoftext|>"):
+        start_token_id(plain)
 
 
 def test_h_lm_equals_model_loss(tiny_lm):
@@ -101,3 +119,19 @@ def test_h_lm_equals_model_loss(tiny_lm):
     singles = [h_lm(tiny_lm, [ids])[0] for ids in texts]
     assert got == pytest.approx(singles, rel=1e-5)
     assert h_lm(tiny_lm, texts, batch_size=2) == pytest.approx(singles, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_smollm2_h_lm_conditions_on_endoftext(smollm2):
+    """The issue's check: H_LM of SmolLM2 equals the sum of -log p(t_i | t_<i) with <|endoftext|>
+    (not the chat token <|im_start|>) in front."""
+    tok = smollm2.tokenizer
+    assert start_token(tok) == (0, "<|endoftext|>")
+    texts = [tok(t, add_special_tokens=False)["input_ids"] for t in TEXTS]
+    got = h_lm(smollm2, texts)
+    for ids, h in zip(texts, got):
+        x = torch.tensor([[0] + ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(smollm2.model(input_ids=x).logits[0, :-1].float(), -1)
+        direct = -float(logp[torch.arange(len(ids)), torch.tensor(ids)].sum())
+        assert h == pytest.approx(direct, rel=1e-4, abs=1e-3)

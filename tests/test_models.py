@@ -34,15 +34,18 @@ def test_empty_spec(spec):
         load_model(spec, device="cpu")
 
 
-def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
-    """With the hub unreachable (HF_HUB_OFFLINE=1, empty cache) a hub id fails at once, clearly."""
+def _empty_hub_cache(monkeypatch, tmp_path):
     import huggingface_hub.constants as hf_constants
+    from prototokens.inputs.data import hub
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # read at import time
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(hub, "_REACHABLE", {})  # forget this process's answer (restored after)
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (import time apart)
+
+
+def _assert_fails_fast_and_clearly():
     t0 = time.perf_counter()
     with pytest.raises(ModelUnavailable) as info:
         load_model("EleutherAI/pythia-160m", device="cpu")
@@ -52,7 +55,42 @@ def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
     assert "hub is unreachable" in msg
     for name in EMBEDDED:
         assert name in msg
-    assert elapsed < 10, f"took {elapsed:.1f}s to fail"
+    assert elapsed < 5, f"took {elapsed:.1f}s to fail"
+
+
+def test_offline_hub_fails_fast(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1 and an empty cache: a hub id fails at once, clearly, with no probe."""
+    import huggingface_hub.constants as hf_constants
+    from prototokens.inputs.data import hub
+
+    _empty_hub_cache(monkeypatch, tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)  # read at import time
+    _assert_fails_fast_and_clearly()
+    assert hub._REACHABLE == {}, "offline by environment: the hub is not even probed"
+
+
+def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
+    """No HF_HUB_OFFLINE, but the endpoint never answers (a local socket that accepts and stays
+    silent): one probe of HUB_PROBE_TIMEOUT_S, then the local cache only, instead of ~45 s of
+    retries."""
+    import socket
+
+    from prototokens.inputs.data import hub
+
+    _empty_hub_cache(monkeypatch, tmp_path)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the kernel; nothing ever replies
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.delenv("http_proxy", raising=False)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        assert models.HUB_PROBE_TIMEOUT_S <= 2.5
+        _assert_fails_fast_and_clearly()
+    assert hub._REACHABLE == {endpoint: False}
 
 
 def test_resolve_dtype_and_device():

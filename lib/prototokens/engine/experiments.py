@@ -15,10 +15,17 @@ import pandas as pd
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
-from prototokens.engine.metrics import THRESHOLDS, h_lm, nats_to_bits, theoretical_capacity
+from prototokens.engine.metrics import (
+    THRESHOLDS,
+    h_lm,
+    nats_to_bits,
+    start_token,
+    theoretical_capacity,
+)
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.engine.store import ResultStore, cache_key, engine_version
-from prototokens.engine.train import Progress, RowResult, optimize, text_fingerprint
+from prototokens.engine.train import Progress, RowResult, optimize
+from prototokens.identity import text_fingerprint
 from prototokens.inputs.data.base import Text
 
 
@@ -90,9 +97,11 @@ def reconstruct(
     for t, _, g in plan:  # the texts of each sharing group: part of every member's key
         members.setdefault(g, []).append(fingerprints[t])
 
+    identity = model_identity(lm)
+
     def key_for(ti, seed, gid):
         return cache_key(
-            model=lm.name,
+            **identity,
             arrangement=arrangement.name,
             tokens=fingerprints[ti],
             n=len(items[ti].token_ids),
@@ -109,6 +118,18 @@ def reconstruct(
             lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress
         )
     return pd.DataFrame.from_records([store.get(k) for k in keys])
+
+
+def model_identity(lm) -> dict:
+    """What a row's cache key holds about the model: its name, its fingerprint (weights, config,
+    tokenizer), its dtype and the device type. A row computed by one model, precision or kind of
+    device is never served to another."""
+    return {
+        "model": lm.name,
+        "model_fingerprint": lm.fingerprint,
+        "dtype": str(lm.dtype).replace("torch.", ""),
+        "device_type": lm.device.type,
+    }
 
 
 def _batches(missing: list[int], plan, batch_size: int) -> list[list[int]]:
@@ -134,6 +155,7 @@ def _run_missing(
     cap = theoretical_capacity(lm.d_model, lm.vocab_size)
     needed = sorted({plan[i][0] for i in missing})
     hl = dict(zip(needed, h_lm(lm, [items[t].token_ids for t in needed])))
+    start = start_token(lm.tokenizer)  # (id, string) that conditioned t_1 in H_LM
     bar = None
     if progress is True:
         from tqdm.auto import tqdm
@@ -157,6 +179,7 @@ def _run_missing(
                     len(batch),
                     hl[ti],
                     cap,
+                    start,
                 )
                 row["cache_key"] = keys[i]
                 tensors = {f"vec.{n}": v for n, v in res.vectors.items()}
@@ -182,7 +205,7 @@ def _run_missing(
 
 
 def _row(
-    lm, item: Text, seed, gid, res: RowResult, arrangement, recipe, share, batch, h_nats, cap
+    lm, item: Text, seed, gid, res: RowResult, arrangement, recipe, share, batch, h_nats, cap, start
 ) -> dict:
     m = res.metrics
     ce = m.get("ce_nats")
@@ -193,6 +216,7 @@ def _row(
         "label": item.label,
         "context_id": item.context_id,
         "model": lm.name,
+        "model_fingerprint": lm.fingerprint,
         "arrangement": arrangement.name,
         "num_tokens": len(item.token_ids),
         "seed": seed,
@@ -212,6 +236,8 @@ def _row(
         "ce_bits": nats_to_bits(ce),
         "h_lm_nats": h_nats,
         "h_lm_bits": nats_to_bits(h_nats),
+        "start_token_id": start[0],
+        "start_token": start[1],
         "info_gain_nats": gain,
         "info_gain_bits": nats_to_bits(gain),
         "wall_time_s": res.wall_time_s,
@@ -233,11 +259,29 @@ def _row(
     return row
 
 
-def load_result(store: ResultStore, row: dict | pd.Series) -> dict:
-    """Vectors and curves of a result row (as returned by :func:`reconstruct`)."""
-    t = store.tensors(row["cache_key"])
+def _result(tensors: dict[str, torch.Tensor]) -> dict:
     return {
-        "vectors": store.vectors(row["cache_key"]),
-        "loss_curve": t["loss_curve"].numpy(),
-        "accuracy_curve": t["accuracy_curve"].numpy(),
+        "vectors": {k[4:]: v for k, v in tensors.items() if k.startswith("vec.")},
+        "loss_curve": tensors["loss_curve"].numpy(),
+        "accuracy_curve": tensors["accuracy_curve"].numpy(),
     }
+
+
+def load_result(store: ResultStore, row: dict | pd.Series) -> dict:
+    """Vectors (``{"e": (d,), "m": (d,)}``) and curves (``(steps+1,)`` arrays) of a result row
+    (as returned by :func:`reconstruct`); its safetensors file is read once."""
+    return _result(store.tensors(row["cache_key"]))
+
+
+def load_results(store: ResultStore, rows: pd.DataFrame | Sequence) -> dict[str, dict]:
+    """:func:`load_result` for a whole DataFrame (or list) of rows, keyed by ``cache_key``.
+
+    Each row's safetensors file is read exactly once, however many times the key occurs.
+    """
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+    out: dict[str, dict] = {}
+    for row in records:
+        key = row["cache_key"]
+        if key not in out:
+            out[key] = _result(store.tensors(key))
+    return out

@@ -57,15 +57,17 @@ def nats_to_bits(x: float | None) -> float | None:
 def start_token_id(tokenizer) -> int:
     """The token that conditions t_1 in H_LM: the tokenizer's document boundary.
 
-    Tokenizers that prepend BOS themselves (Llama 3) → BOS. Otherwise ``<|endoftext|>`` when the
-    vocabulary has it (GPT-NeoX/Pythia, SmolLM2), else BOS, else EOS.
+    In order: the BOS when the tokenizer prepends it itself (Llama 3 ``<|begin_of_text|>``,
+    Gemma 3 ``<bos>``); else ``<|endoftext|>`` when it is in the vocabulary (GPT-NeoX/Pythia,
+    GPT-2, SmolLM2, whose BOS ``<|im_start|>`` opens a chat turn and whose *unk* token is
+    ``<|endoftext|>``); else the BOS; else the EOS. Membership is read from the vocabulary, never
+    from ``convert_tokens_to_ids`` (which answers the unk id for an unknown token).
     """
     bos = tokenizer.bos_token_id
-    probe = tokenizer("a")["input_ids"]
-    if bos is not None and probe and probe[0] == bos:
+    if bos is not None and tokenizer("a")["input_ids"][:1] == [bos]:
         return int(bos)
-    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    if isinstance(eot, int) and eot != tokenizer.unk_token_id and eot is not None and eot >= 0:
+    eot = tokenizer.get_vocab().get("<|endoftext|>")
+    if eot is not None:
         return int(eot)
     if bos is not None:
         return int(bos)
@@ -74,6 +76,12 @@ def start_token_id(tokenizer) -> int:
     raise ValueError(
         "tokenizer has no BOS, EOS or <|endoftext|> token to condition the first token on"
     )
+
+
+def start_token(tokenizer) -> tuple[int, str]:
+    """(id, string) of :func:`start_token_id`, as recorded in every result row."""
+    tid = start_token_id(tokenizer)
+    return tid, tokenizer.convert_ids_to_tokens(tid)
 
 
 @torch.no_grad()

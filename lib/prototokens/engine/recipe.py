@@ -8,6 +8,7 @@ compares this against the alternatives registered in :data:`RECIPES` on the same
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 
 INITS = ("normal", "embedding_std")
@@ -32,15 +33,33 @@ class Recipe:
     min_lr_ratio: float = 0.1  # floor of the cosine schedules, as a fraction of lr
 
     def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"Recipe.name must be a non-empty string, got {self.name!r}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; choose one of {INITS}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
-        if self.max_steps < 0 or not (0 < self.stop_accuracy <= 1) or self.lr <= 0:
+        for field_name in ("max_steps", "warmup_steps"):
+            object.__setattr__(self, field_name, _count(self, field_name))
+        _number(self, "lr", lambda x: x > 0, "> 0")
+        _number(self, "weight_decay", lambda x: x >= 0, ">= 0")
+        _number(self, "eps", lambda x: x > 0, "> 0")
+        _number(self, "stop_accuracy", lambda x: 0 < x <= 1, "in (0, 1]")
+        _number(self, "init_scale", lambda x: x > 0, "> 0")
+        _number(self, "min_lr_ratio", lambda x: 0 <= x <= 1, "in [0, 1]")
+        betas = self.betas
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"recipe {self.name!r}: betas must be two numbers, got {betas!r}")
+        object.__setattr__(self, "betas", tuple(float(b) for b in betas))
+        if not all(math.isfinite(b) and 0 <= b < 1 for b in self.betas):
             raise ValueError(
-                f"invalid recipe {self}: need max_steps >= 0, 0 < stop_accuracy <= 1, lr > 0"
+                f"recipe {self.name!r}: betas must be finite and in [0, 1), got {self.betas}"
             )
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if self.schedule == "warmup_cosine" and not 0 < self.warmup_steps <= self.max_steps:
+            raise ValueError(
+                f"recipe {self.name!r}: schedule 'warmup_cosine' needs 0 < warmup_steps <= "
+                f"max_steps, got warmup_steps={self.warmup_steps}, max_steps={self.max_steps}"
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate for the update made after the forward at ``step`` (0-based)."""
@@ -58,6 +77,29 @@ class Recipe:
 
     def with_(self, **changes) -> "Recipe":
         return replace(self, **changes)
+
+
+def _count(recipe: Recipe, name: str) -> int:
+    """A non-negative whole number (an integral float such as 5e3 is accepted as 5000)."""
+    value = getattr(recipe, name)
+    ok = isinstance(value, numbers.Integral) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    )
+    if isinstance(value, bool) or not ok or value < 0:
+        raise ValueError(
+            f"recipe {recipe.name!r}: {name} must be a whole number >= 0, got {value!r}"
+        )
+    return int(value)
+
+
+def _number(recipe: Recipe, name: str, accept, rule: str) -> None:
+    """Raise ValueError unless the field is a finite real number satisfying ``accept``."""
+    value = getattr(recipe, name)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and accept(value)):
+        raise ValueError(
+            f"recipe {recipe.name!r}: {name} must be a finite number {rule}, got {value!r}"
+        )
 
 
 PAPER = Recipe()

@@ -8,7 +8,8 @@ Layout under a store root (default ``<outputs>/cache/runs``)::
 A row exists only once its optimisation finished (converged, hit max_steps, or diverged), so an
 interrupted run keeps every finished row and a rerun computes only the missing ones. The key is a
 hash of everything that determines the result (:func:`cache_key`), including the engine's source
-code, so editing the engine invalidates old rows instead of silently reusing them.
+code (editing the engine invalidates old rows instead of silently reusing them) and the model's
+identity (fingerprint, dtype, device type: ``experiments.model_identity``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from prototokens import __version__
+from prototokens.identity import hash_json
 from prototokens.io import atomic_path, write_json
 from prototokens.paths import output_dir
 
@@ -42,8 +44,7 @@ def engine_version() -> str:
 
 def cache_key(**inputs: Any) -> str:
     """A stable hash of the given inputs (JSON-serialisable) and :func:`engine_version`."""
-    payload = json.dumps({**inputs, "engine": engine_version()}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+    return hash_json({**inputs, "engine": engine_version()}, length=32)
 
 
 class ResultStore:

@@ -18,7 +18,6 @@ Accuracies reported in results are re-measured at the deployment shape (one text
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -42,19 +41,9 @@ from prototokens.engine.forward import (
 from prototokens.engine.metrics import THRESHOLDS, token_metrics
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import Recipe, get_recipe
+from prototokens.identity import stable_seed, text_fingerprint
 
 SHARE_MODES = (None, "e", "m")
-
-
-def stable_seed(*parts) -> int:
-    """A 63-bit seed from any printable parts; the same on every machine and Python run."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def text_fingerprint(token_ids: Sequence[int]) -> str:
-    """Short content hash of a token sequence (used in seeds and cache keys)."""
-    return hashlib.sha256(np.asarray(token_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 
+from prototokens.identity import model_fingerprint
 from prototokens.io import atomic_path
 from prototokens.paths import cache_dir
 
@@ -75,6 +76,9 @@ EMBEDDED: dict[str, EmbeddedSpec] = {
 DEFAULT_MODEL = "smollm2-135m"
 
 
+HUB_PROBE_TIMEOUT_S = 2.0  # how long load_model waits for the hub to answer before going offline
+
+
 class ModelUnavailable(RuntimeError):
     """The requested model cannot be loaded here (package missing, hub unreachable)."""
 
@@ -84,13 +88,21 @@ class LoadedModel:
     """A frozen causal LM with its tokenizer and the facts the experiments need.
 
     ``d_model`` is the width of the input embeddings, i.e. of each proto-token vector.
+    ``fingerprint`` identifies the weights, config and tokenizer
+    (:func:`prototokens.identity.model_fingerprint`); computed once here, it enters every cache
+    key together with the dtype and the device type, so a row is never served to another model.
     """
 
     name: str
     model: Any  # transformers PreTrainedModel (causal LM), frozen, eval mode
     tokenizer: Any  # transformers tokenizer
     title: str
-    source: str  # "embedded", "hub" or "local"
+    source: str  # "embedded", "hub", "local", "gguf" or "memory"
+    fingerprint: str = ""  # model_fingerprint(model, tokenizer); filled in when empty
+
+    def __post_init__(self):
+        if not self.fingerprint:
+            self.fingerprint = model_fingerprint(self.model, self.tokenizer)
 
     @property
     def device(self) -> torch.device:
@@ -208,14 +220,14 @@ def load_model(
         raise ValueError(f"model spec must be a non-empty string, got {spec!r}")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
-    gguf_kwargs: dict[str, Any] = {}
+    common_kwargs: dict[str, Any] = {}
     if spec in EMBEDDED:
         path, source, title = _embedded_dir(EMBEDDED[spec]), "embedded", EMBEDDED[spec].title
     elif spec.endswith(".gguf") and Path(spec).expanduser().is_file():
         # a bare GGUF file (e.g. carried to a machine without the PyPI package): dequantised on load
         gguf = Path(spec).expanduser()
         path, source, title = gguf.parent, "gguf", gguf.name
-        gguf_kwargs = {"gguf_file": gguf.name}
+        common_kwargs = {"gguf_file": gguf.name}
     elif Path(spec).expanduser().is_dir():
         path, source, title = Path(spec).expanduser(), "local", spec
     elif "/" in spec:
@@ -228,12 +240,24 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": dt}
     if source == "hub" and dev.type == "cuda":
         kwargs["device_map"] = "auto"  # accelerate spreads an 8B model over what fits
+    if source == "hub":
+        from prototokens.inputs.data import hub  # one reachability probe per process
+
+        if not hub.hub_reachable(timeout=HUB_PROBE_TIMEOUT_S):
+            # no hub, or HF_HUB_OFFLINE: read only the local hub cache (fails at once when the
+            # model is not there) instead of transformers' ~45 s of retries
+            common_kwargs["local_files_only"] = True
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **gguf_kwargs)
-        model = AutoModelForCausalLM.from_pretrained(path, **gguf_kwargs, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, **common_kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, **common_kwargs, **kwargs)
     except OSError as exc:
-        if source == "hub":
+        if source == "hub" and common_kwargs.get("local_files_only"):
             raise _hub_unreachable_error(spec, exc) from exc
+        if source == "hub":
+            raise ModelUnavailable(
+                f"cannot load {spec!r} from the Hugging Face hub: {exc}. Offline specs: "
+                f"{', '.join(sorted(EMBEDDED))}; or pass a local model directory."
+            ) from exc
         raise
     if "device_map" not in kwargs:
         model.to(dev)
@@ -242,11 +266,17 @@ def load_model(
     return LoadedModel(name=spec, model=model, tokenizer=tokenizer, title=title, source=source)
 
 
-def wrap_model(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
-    """Wrap an in-memory model (e.g. ``prototokens.inputs.tiny.tiny_model()``) like ``load_model`` does."""
+def wrap_model(model: Any, tokenizer: Any, name: str | None = None) -> LoadedModel:
+    """Wrap an in-memory model (e.g. ``prototokens.inputs.tiny.tiny_model()``) like ``load_model``
+    does. Without ``name`` it is called ``custom-<fingerprint>``: two different models never share
+    a name (their cache keys differ in any case, through the fingerprint)."""
     model.eval()
     model.requires_grad_(False)
-    return LoadedModel(name=name, model=model, tokenizer=tokenizer, title=name, source="memory")
+    fp = model_fingerprint(model, tokenizer)
+    name = name or f"custom-{fp[:8]}"
+    return LoadedModel(
+        name=name, model=model, tokenizer=tokenizer, title=name, source="memory", fingerprint=fp
+    )
 
 
 def clear_model_cache(spec: str) -> None:

@@ -20,31 +20,59 @@ _CORPUS = (
 )
 
 
-@lru_cache(maxsize=4)
-def tiny_tokenizer(vocab_size: int = 320):
+# Special tokens of each family's tokenizer (first ids, in this order), which of them are BOS, EOS,
+# unk and pad, and whether the tokenizer prepends BOS itself. The default mimics GPT-NeoX.
+FAMILIES: dict[str, dict] = {
+    "default": dict(specials=["<|endoftext|>"], bos="<|endoftext|>", eos="<|endoftext|>",
+                    pad="<|endoftext|>", unk=None, adds_bos=False),
+    # SmolLM2-Instruct: BOS opens a chat turn, the unk token *is* the document boundary
+    "smollm2": dict(specials=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], bos="<|im_start|>",
+                    eos="<|im_end|>", pad="<|im_end|>", unk="<|endoftext|>", adds_bos=False),
+    # Gemma 3: <bos> prepended by the tokenizer
+    "gemma3": dict(specials=["<pad>", "<eos>", "<bos>", "<unk>"], bos="<bos>", eos="<eos>",
+                   pad="<pad>", unk="<unk>", adds_bos=True),
+    # Pythia / GPT-NeoX: one token is BOS, EOS and unk; nothing prepended
+    "pythia": dict(specials=["<|endoftext|>", "<|padding|>"], bos="<|endoftext|>",
+                   eos="<|endoftext|>", pad="<|padding|>", unk="<|endoftext|>", adds_bos=False),
+    # Llama 3: <|begin_of_text|> prepended by the tokenizer, no unk token
+    "llama3": dict(specials=["<|begin_of_text|>", "<|end_of_text|>"], bos="<|begin_of_text|>",
+                   eos="<|end_of_text|>", pad=None, unk=None, adds_bos=True),
+}  # fmt: skip
+
+
+@lru_cache(maxsize=8)
+def tiny_tokenizer(vocab_size: int = 320, family: str = "default"):
     """A byte-level BPE tokenizer (``PreTrainedTokenizerFast``) trained on a fixed paragraph.
 
     Byte-level, so it encodes any string; deterministic, so token ids are stable across runs.
-    Has ``<|endoftext|>`` as BOS/EOS/pad (id 0), like GPT-NeoX and SmolLM2 tokenizers.
+    The default has ``<|endoftext|>`` as BOS/EOS/pad (id 0), like GPT-NeoX. ``family`` (a key of
+    :data:`FAMILIES`: ``smollm2``, ``gemma3``, ``pythia``, ``llama3``) gives the special tokens and
+    the BOS behaviour of that family's tokenizer instead (for start-token tests).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
+    if family not in FAMILIES:
+        raise ValueError(f"unknown tokenizer family {family!r}; choose one of {sorted(FAMILIES)}")
+    spec = FAMILIES[family]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=["<|endoftext|>"],
+        special_tokens=spec["specials"],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator([_CORPUS] * 4, trainer=trainer)
+    if spec["adds_bos"]:
+        bos = (spec["bos"], tok.token_to_id(spec["bos"]))
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos[0]} $A", pair=f"{bos[0]} $A {bos[0]} $B", special_tokens=[bos]
+        )
+    names = {k: spec[k] for k in ("bos", "eos", "pad", "unk") if spec[k] is not None}
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
+        tokenizer_object=tok, **{f"{k}_token": v for k, v in names.items()}
     )
 
 

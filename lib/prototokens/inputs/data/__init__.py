@@ -7,7 +7,9 @@ PG-19 is replaced by Gutenberg Shakespeare and labelled so; fan-fiction is unava
 
 from __future__ import annotations
 
-from .base import SOURCES, NotEnoughTexts, SourceUnavailable, Text, prefix, tokenizer_fingerprint
+from prototokens.identity import tokenizer_fingerprint
+
+from .base import SOURCES, NotEnoughTexts, SourceUnavailable, Text, prefix
 from .gutenberg import strip_gutenberg
 from .sentences import split_halves, split_sentences
 from .sources import load_texts, source_status

@@ -9,12 +9,13 @@ re-encoding of ``text``.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
+
+from prototokens.identity import tokenizer_fingerprint
 
 SOURCES: tuple[str, ...] = ("pg19", "fanfics", "random", "pg19_gen")
 
@@ -124,34 +125,6 @@ def exact_text(tokenizer, ids: Sequence[int], **fields) -> Text:
         tokenizer_key=key,
         **fields,
     )
-
-
-_FINGERPRINTS: dict[int, tuple[object, str]] = {}  # id(tokenizer) -> (tokenizer, fingerprint)
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    """A short stable hash of a tokenizer's vocabulary, merges and normalisation (cache keys)."""
-    hit = _FINGERPRINTS.get(id(tokenizer))
-    if hit is not None and hit[0] is tokenizer:
-        return hit[1]
-    fp = _fingerprint(tokenizer)
-    _FINGERPRINTS[id(tokenizer)] = (tokenizer, fp)
-    return fp
-
-
-def _fingerprint(tokenizer) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        payload = backend.to_str()
-    else:  # slow tokenizer: its vocabulary is the best stable description at hand
-        payload = repr(sorted(tokenizer.get_vocab().items()))
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def stable_seed(*parts) -> int:
-    """A 63-bit seed derived from ``parts`` (independent of Python's hash randomisation)."""
-    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def save_dataset(ds, path: Path) -> Path:

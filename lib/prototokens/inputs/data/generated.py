@@ -20,11 +20,10 @@ generates the contexts that are missing.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 
+from prototokens.identity import hash_json, model_fingerprint, stable_seed
 from prototokens.paths import cache_dir
 
 from .base import (
@@ -34,8 +33,6 @@ from .base import (
     exact_text,
     load_dataset_dir,
     save_dataset,
-    stable_seed,
-    tokenizer_fingerprint,
 )
 from .pools import Pool, pg19_pool, select
 
@@ -47,19 +44,6 @@ def model_name(model) -> str:
     raw = getattr(model.config, "_name_or_path", "") or getattr(model, "name_or_path", "") or ""
     name = raw.rstrip("/").split("/")[-1] or model.config.model_type
     return name.lower()
-
-
-def model_fingerprint(model) -> str:
-    """Hash of the config, dtype, device type and a sample of the first and last weights.
-
-    Cheap for any size (no full pass over the weights) yet tells two random inits apart.
-    """
-    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    params = list(model.parameters())
-    for p in (params[0], params[-1]):
-        h.update(p.detach().reshape(-1)[:4096].float().cpu().numpy().tobytes())
-    h.update(f"{params[0].dtype}:{params[0].device.type}".encode())
-    return h.hexdigest()[:16]
 
 
 def _prompt_ids(tokenizer, context: str, context_tokens: int) -> tuple[list[int], list[int]]:
@@ -112,22 +96,21 @@ def generated_texts(
     """``n`` contexts × ``continuations`` continuations of exactly ``num_tokens`` tokens."""
     pool: Pool = pg19_pool(allow_hub)
     chosen = select(pool, "pg19_gen", n, num_tokens, tokenizer, seed)
-    key = hashlib.sha256(
-        ":".join(
-            map(
-                str,
-                (
-                    pool.name,
-                    model_fingerprint(model),
-                    tokenizer_fingerprint(tokenizer),
-                    seed,
-                    num_tokens,
-                    continuations,
-                    context_tokens,
-                ),
-            )
-        ).encode()
-    ).hexdigest()[:20]
+    weights = next(model.parameters())
+    key = hash_json(
+        [
+            "seed-v2",  # stable_seed of prototokens.identity (the data module had its own before)
+            pool.name,
+            model_fingerprint(model, tokenizer),
+            str(weights.dtype),
+            weights.device.type,
+            seed,
+            num_tokens,
+            continuations,
+            context_tokens,
+        ],
+        length=20,
+    )
     path = cache_dir("data") / "generated" / key
     ds = load_dataset_dir(path)
     rows = {} if ds is None else {(r["chunk_id"], r["continuation"]): r for r in ds}

@@ -2,7 +2,8 @@
 
 ``datasets.load_dataset`` retries for minutes when the network is down, so it is called only
 after :func:`hub_reachable` has seen the hub answer within a few seconds (and never when
-``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set). The answer is remembered for the process.
+``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE`` is set). The answer is remembered for the process;
+``load_model`` asks the same question before it loads a hub id.
 """
 
 from __future__ import annotations

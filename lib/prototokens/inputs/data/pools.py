@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from prototokens.identity import tokenizer_fingerprint
 from prototokens.paths import cache_dir
 
 from . import gutenberg, hub
@@ -33,7 +34,6 @@ from .base import (
     encode,
     load_dataset_dir,
     save_dataset,
-    tokenizer_fingerprint,
 )
 from .sentences import split_halves
 
