@@ -115,12 +115,19 @@ def measure_peaks(
     return Peaks(device_name(device), flops, 2 * src.numel() / t, "measured on the spot")
 
 
+_MEASURED: dict[tuple[str, str], Peaks] = {}
+
+
 def device_peaks(device: torch.device | str, dtype: torch.dtype = torch.float32) -> Peaks:
-    """The table's peaks for a known GPU, else a measurement on the spot (in ``dtype``)."""
+    """The table's peaks for a known GPU, else a measurement on the spot (in ``dtype``; measured
+    once per process and device)."""
     name = device_name(device)
     if name in KNOWN_DEVICES:
         return KNOWN_DEVICES[name]
-    return measure_peaks(device, dtypes=(dtype,))
+    key = (name, str(dtype))
+    if key not in _MEASURED:
+        _MEASURED[key] = measure_peaks(device, dtypes=(dtype,))
+    return _MEASURED[key]
 
 
 def one_forward_flops(params: int, n_tokens: int, batch_size: int = 1) -> float:
