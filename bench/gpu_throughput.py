@@ -149,8 +149,13 @@ def part_c(args, device, dtype, out: dict) -> None:
     """generate against the strong static-cache baseline, B=1."""
     from prototokens.inputs.architectures import random_lm
     from prototokens.studies import bounds
-    from prototokens.studies.throughput import quiet_transformers
-    from prototokens.studies.timing import StaticDecoder, ar_prefix, generate_greedy, time_call
+    from prototokens.studies.timing import (
+        StaticDecoder,
+        ar_prefix,
+        generate_greedy,
+        quiet_transformers,
+        time_call,
+    )
 
     quiet_transformers()
     arch = "tiny-llama" if args.quick else "llama-3.2-1b"

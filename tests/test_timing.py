@@ -215,3 +215,14 @@ def test_cuda_graph_mode_needs_cuda():
     with pytest.raises(ValueError, match="CUDA"):
         graphed.resolve_mode("graph", torch.device("cpu"))
     assert graphed.resolve_mode(True, torch.device("cpu")) == "compile"
+
+
+def test_step_timing_on_a_tiny_model(tiny_llama):
+    from prototokens.studies.step_timing import compare_vectors, time_bare_loop, time_optimize
+
+    r = time_optimize(tiny_llama, 2, 4, warmup=1, steps=2)
+    assert r["step_ms"] > 0 and r["texts_steps_per_s"] > 0 and r["all_rows_full_steps"]
+    assert r["timed_steps"] == 2 and r["warmup_steps"] == 1  # CPU: a host sync every step
+    assert time_bare_loop(tiny_llama, 2, 4, warmup=1, steps=2)["loss_finite"]
+    c = compare_vectors(tiny_llama, 2, 4, steps=3, compiled="eager")
+    assert c["max_abs_diff"] < 1e-5 and c["same_steps"] and c["same_predictions"] == 1.0

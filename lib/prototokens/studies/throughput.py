@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gc
 import platform
-import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,6 +25,7 @@ from prototokens.studies.timing import (
     generate_greedy,
     one_forward_decode,
     one_forward_inputs,
+    quiet_transformers,
     time_call,
 )
 
@@ -39,14 +39,6 @@ METHOD_LABELS = {
 PAPER_AR_RANGE = (20.0, 140.0)
 PAPER_ONE_FORWARD_MAX = 25_000.0
 PAPER_MEAN_SPEEDUP = 279.0
-
-
-def quiet_transformers() -> None:
-    """Silence the deprecation notice of ``past_key_values`` (newer transformers call it
-    ``cache``; the older name works on every version we run, including the GPU's 5.17)."""
-    warnings.filterwarnings(
-        "ignore", message=".*past_key_values.*deprecated", category=FutureWarning
-    )
 
 
 def load_for_timing(spec, device="auto", dtype="auto"):

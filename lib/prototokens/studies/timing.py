@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import statistics
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -37,6 +38,14 @@ from prototokens.engine.forward import (  # the engine's one-pass path
     plan_batch,
     target_argmax,
 )
+
+
+def quiet_transformers() -> None:
+    """Silence the deprecation notice of ``past_key_values`` (newer transformers call it
+    ``cache``; the older name works on every version we run, including the GPU's 5.17)."""
+    warnings.filterwarnings(
+        "ignore", message=".*past_key_values.*deprecated", category=FutureWarning
+    )
 
 
 def sync(device: torch.device | str) -> None:
