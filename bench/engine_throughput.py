@@ -15,14 +15,13 @@ Examples::
 
     python bench/engine_throughput.py --steps 3 --batch-sizes 1,4           # CPU, embedded SmolLM2
     python bench/engine_throughput.py --random-init llama-3.2-1b --device cuda --n-tokens 256
-    python bench/engine_throughput.py --quick --random-init smollm2-135m-arch
+    python bench/engine_throughput.py --quick --random-init smollm2-135m
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import sys
@@ -31,84 +30,22 @@ import traceback
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from prototokens.inputs.architectures import ARCHITECTURES, random_lm
+from prototokens.studies.step_timing import time_bare_loop, time_optimize
 
-# configs of the architectures that --random-init builds (weights random, on the device)
-ARCHS: dict[str, dict] = {
-    "llama-3.2-1b": dict(
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=16,
-        num_attention_heads=32,
-        num_key_value_heads=8,
-        head_dim=64,
-        vocab_size=128256,
-        max_position_embeddings=131072,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=True,
-        hidden_act="silu",
-        bos_token_id=128000,
-        eos_token_id=128001,
-        rope_parameters={
-            "rope_type": "llama3",
-            "rope_theta": 500000.0,
-            "factor": 32.0,
-            "low_freq_factor": 1.0,
-            "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 8192,
-        },
-    ),
-    "smollm2-135m-arch": dict(
-        hidden_size=576,
-        intermediate_size=1536,
-        num_hidden_layers=30,
-        num_attention_heads=9,
-        num_key_value_heads=3,
-        head_dim=64,
-        vocab_size=49152,
-        max_position_embeddings=8192,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=True,
-        hidden_act="silu",
-        bos_token_id=0,
-        eos_token_id=0,
-        rope_parameters={"rope_type": "default", "rope_theta": 100000.0},
-    ),
-}
+ARCHS = sorted(a for a, spec in ARCHITECTURES.items() if not spec.tiny)
 
 
 def log(msg: str = "") -> None:
     print(msg, flush=True)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def build_random(arch: str, device: torch.device, dtype: torch.dtype, attn: str):
-    """A random-init LlamaForCausalLM of a known architecture, created directly on ``device``."""
-    from prototokens.inputs.models import wrap_model
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(**ARCHS[arch])
-    cfg._attn_implementation = attn
-    torch.manual_seed(0)
-    t0 = time.perf_counter()
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)  # parameters are born in the target dtype ...
-    try:
-        with torch.device(device):  # ... and on the device: no CPU init of 1B weights
-            model = LlamaForCausalLM(cfg)
-    finally:
-        torch.set_default_dtype(old)
-    model.to(device)  # no-op; dtype untouched so RoPE's inv_freq stays fp32
-    sync(device)
-    log(
-        f"built random {arch} on {device} in {dtype} in {time.perf_counter() - t0:.1f}s "
-        f"({sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters)"
-    )
-    return wrap_model(model, None, name=f"random:{arch}")
+    """A random-init model of a known architecture, built on ``device`` (the one factory)."""
+    lm = random_lm(arch, device=device, dtype=dtype, attn=attn)
+    n = sum(p.numel() for p in lm.model.parameters()) / 1e6
+    log(f"built {lm.title} on {device} in {dtype} in {lm.build_s:.1f}s ({n:.0f}M parameters)")
+    return lm
 
 
 def load(args, device: torch.device, dtype: torch.dtype):
@@ -126,85 +63,6 @@ def load(args, device: torch.device, dtype: torch.dtype):
     return lm
 
 
-def random_texts(B: int, N: int, vocab: int, seed: int = 0) -> list[list[int]]:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(1, vocab, (B, N), generator=gen).tolist()
-
-
-def bench_engine(lm, B: int, N: int, warmup: int, steps: int, sync_every: int | None) -> dict:
-    """Texts*steps/s of optimize between the host syncs after ``warmup`` and ``warmup+steps`` updates."""
-    from prototokens.engine.recipe import get_recipe
-    from prototokens.engine.train import optimize
-
-    every = sync_every or (8 if lm.device.type == "cuda" else 1)
-    w = max(every, math.ceil(warmup / every) * every)
-    s = max(every, math.ceil(steps / every) * every)
-    # lr tiny: the vectors barely move, so no row can reach accuracy 1.0 (nor diverge) and stop early;
-    # the work per step is the same as at any lr
-    recipe = get_recipe("paper").with_(max_steps=w + s, lr=1e-12)
-    stamps: dict[int, float] = {}
-
-    def progress(p):
-        if p.n_stopped == 0 and p.step not in stamps:
-            stamps[p.step] = time.perf_counter()  # after the engine's host sync of this step
-
-    texts = random_texts(B, N, lm.vocab_size)
-    t0 = time.perf_counter()
-    res = optimize(
-        lm, texts, recipe=recipe, seeds=list(range(B)), sync_every=every, progress=progress
-    )
-    total = time.perf_counter() - t0
-    full = all(r.steps == w + s and r.status == "max_steps" for r in res)
-    if w not in stamps or w + s not in stamps:
-        raise RuntimeError(f"engine stopped early: progress at steps {sorted(stamps)}")
-    dt = stamps[w + s] - stamps[w]
-    return {
-        "step_ms": 1e3 * dt / s,
-        "texts_steps_per_s": B * s / dt,
-        "timed_steps": s,
-        "warmup_steps": w,
-        "sync_every": every,
-        "all_rows_full_steps": full,
-        "call_s": total,
-    }
-
-
-def bench_reference(lm, B: int, N: int, warmup: int, steps: int) -> dict:
-    """The bare loop at the engine's shape (e+m*N: N+1 inputs, the last N outputs supervised)."""
-    model, device = lm.model, lm.device
-    dtype = lm.dtype
-    targets = torch.tensor(random_texts(B, N, lm.vocab_size), device=device)
-    x = torch.randn(B, N + 1, lm.d_model, device=device, dtype=torch.float32).requires_grad_(True)
-    opt = torch.optim.AdamW([x], lr=1e-2, betas=(0.9, 0.9), weight_decay=0.01, eps=1e-8)
-
-    def step():
-        logits = model(inputs_embeds=x.to(dtype), use_cache=False).logits[:, 1:].float()
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
-        )
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss
-
-    for _ in range(warmup):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    sync(device)
-    dt = time.perf_counter() - t0
-    if not torch.isfinite(loss):
-        log("  warning: reference loss is not finite")
-    return {
-        "step_ms": 1e3 * dt / steps,
-        "texts_steps_per_s": B * steps / dt,
-        "timed_steps": steps,
-        "warmup_steps": warmup,
-    }
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -214,7 +72,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--random-init",
-        choices=sorted(ARCHS),
+        choices=ARCHS,
         default=None,
         help="benchmark a random-init model of this architecture instead of --model",
     )
@@ -237,6 +95,9 @@ def main(argv=None) -> int:
     ap.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument(
+        "--compiled", default="", help="engine step: '' eager, auto, graph (CUDA), compile, eager"
+    )
     ap.add_argument(
         "--quick", action="store_true", help="a few steps at small shapes: a smoke test"
     )
@@ -314,9 +175,9 @@ def main(argv=None) -> int:
                 torch.cuda.reset_peak_memory_stats(device)
             try:
                 r = (
-                    bench_engine(lm, B, N, warmup, steps, args.sync_every)
+                    time_optimize(lm, B, N, warmup, steps, args.sync_every, args.compiled or False)
                     if kind == "engine"
-                    else bench_reference(lm, B, N, warmup, steps)
+                    else time_bare_loop(lm, B, N, warmup, steps)
                 )
                 if device.type == "cuda":
                     r["peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30

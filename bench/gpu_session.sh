@@ -17,7 +17,7 @@ B="python3 bench/engine_throughput.py --device cuda --steps 20 --warmup 3"
 $B --random-init llama-3.2-1b --n-tokens 362 --batch-sizes 1,32 --out $R/llama1b_bf16.json 2>&1 | tail -20
 for v in "--dtype fp32" "--dtype fp32 --tf32" "--dtype bf16" "--dtype bf16 --sync-every 1"; do
   echo "== smollm2 arch $v"
-  $B --random-init smollm2-135m-arch --n-tokens 32 --batch-sizes 1,32 $v --out $R/smol_$(echo $v | tr -dc 'a-z0-9').json 2>&1 | tail -6
+  $B --random-init smollm2-135m --n-tokens 32 --batch-sizes 1,32 $v --out $R/smol_$(echo $v | tr -dc 'a-z0-9').json 2>&1 | tail -6
 done
 timeout ${RECIPES_TIMEOUT:-330} python3 bench/gpu_recipes.py --model $GGUF --texts $WHEELS/texts.json \
   --n-texts 32 --n-tokens 32 --seeds 0,1 --max-steps 2000 --batch-size 64 --time-budget-s 300 \

@@ -103,3 +103,23 @@ def test_notebook_runs_with_smoke_profile(path, smoke_outputs):
         if not (all(p.exists() for p in figure) or all(p.exists() for p in table)):
             missing.append(stem)
     assert not missing, f"{name} lists outputs it did not write: {missing}"
+
+
+@pytest.mark.smoke
+@pytest.mark.slow
+def test_throughput_notebook_smoke_measures_on_this_device(smoke_outputs):
+    """07 under smoke: timings measured here (rows carry this device), baselines agree.
+    Reads the outputs of the run above (or runs 07 when selected alone)."""
+    import pandas as pd
+
+    tmp_path = smoke_outputs
+    if not (tmp_path / "metrics" / "07_throughput.json").exists():
+        path = next(p for p in NOTEBOOKS if p.stem == "07_throughput")
+        assert runner.run_notebook(path, profile="smoke", output_dir=tmp_path, echo=False).ok
+    metrics = json.loads((tmp_path / "metrics" / "07_throughput.json").read_text())
+    assert metrics["strong_tokens_match_generate"] is True
+    assert metrics["n_errors"] == 0 and metrics["n_measurements"] >= 3
+    assert metrics["random_init_models"] == metrics["models"]  # smoke times a random-init model
+    tab = pd.read_csv(tmp_path / "tables" / "tab_throughput_bounds.csv")
+    assert (tab.device_name.str.startswith("cpu")).all() and (tab.tok_s > 0).all()
+    assert tab.title.str.contains("random init").all()

@@ -163,6 +163,7 @@ def optimize(
     chunk_elements: int | None = None,
     progress: Callable[[Progress], None] | None = None,
     on_unit_done: Callable[[list[RowResult]], None] | None = None,
+    compiled: bool | str = False,
 ) -> list[RowResult]:
     """Train proto-tokens for every row of ``token_ids`` in one batch; returns one result per row.
 
@@ -173,6 +174,9 @@ def optimize(
     ``on_unit_done`` receives finished rows as soon as their unit stops, so that a caller can
     persist them before a Ctrl-C. ``sync_every``: host syncs (stop checks, compaction) every k
     steps; default 1 on CPU, 8 on CUDA. Frozen rows are masked on the device in between.
+    ``compiled``: False (eager), True/"auto", "graph", "compile" or "eager": forward + backward
+    at a fixed shape (rows frozen by mask, never removed; length padded to a bucket), captured as
+    a CUDA graph or compiled; see :mod:`prototokens.engine.graphed`. Same vectors up to rounding.
     """
     arrangement = get_arrangement(arrangement)
     recipe = get_recipe(recipe)
@@ -221,6 +225,14 @@ def optimize(
     reported = torch.zeros(U, dtype=torch.bool)  # host-side: units handed to on_unit_done
     unit_time = np.zeros(U)
     results: dict[int, RowResult] = {}
+    graphed = None
+    if compiled:
+        from prototokens.engine.graphed import GraphedStep
+
+        graphed = GraphedStep(
+            model, full_plan, slots.params, slots.row_to_param, alive, units, chunk_elements,
+            compiled,
+        )  # fmt: skip
     t0 = time.perf_counter()
 
     def finish(unit_ids: list[int]):
@@ -258,8 +270,11 @@ def optimize(
             on_unit_done(batch)
 
     for step in range(T1):
-        vec = slots.gather(rows)  # (b, S, d)
-        ce, correct, _ = batch_loss(model, plan, vec, chunk_elements)  # (b,), (b,)
+        if graphed is None:
+            vec = slots.gather(rows)  # (b, S, d)
+            ce, correct, _ = batch_loss(model, plan, vec, chunk_elements)  # (b,), (b,)
+        else:  # fixed shape: all rows, gradients already in p.grad
+            ce, correct = graphed()
         with torch.no_grad():
             acc = correct / plan.n_targets
             finite = torch.isfinite(ce)
@@ -293,9 +308,10 @@ def optimize(
             alive &= ~stopped
         if step == recipe.max_steps:
             break
-        row_alive = alive[urows]
-        loss = torch.where(row_alive, ce, torch.zeros_like(ce)).sum()
-        loss.backward()
+        if graphed is None:
+            row_alive = alive[urows]
+            loss = torch.where(row_alive, ce, torch.zeros_like(ce)).sum()
+            loss.backward()
         opt.step(recipe.lr_at(step), [alive[pu] for pu in slots.param_unit])
         opt.zero_grad()
         if (step + 1) % sync_every == 0:
@@ -307,7 +323,7 @@ def optimize(
                 finish(newly)
             if not bool(alive_host.any()):
                 break
-            if newly:  # rows left: re-plan the batch without them (padding may shrink too)
+            if newly and graphed is None:  # rows left: re-plan without them (padding may shrink)
                 rows = torch.arange(R, device=device)[alive[units]]
                 plan = full_plan.subset(rows)
             if progress:

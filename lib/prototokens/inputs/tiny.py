@@ -90,41 +90,17 @@ def tiny_model(
     """A random-init causal LM of the given family (``llama``, ``gpt_neox``), frozen, in eval mode.
 
     Same code paths as the real families (rotary attention, tied/untied heads); hidden 32 and two
-    layers keep a forward+backward under a millisecond.
+    layers keep a forward+backward under a millisecond. Built by the one factory,
+    :func:`prototokens.inputs.architectures.random_model` (architecture ``tiny-<arch>``).
     """
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
+    from prototokens.inputs.architectures import random_model, tiny_config
 
-    torch.manual_seed(seed)
-    if arch == "llama":
-        cfg = LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            num_key_value_heads=max(1, num_heads // 2),
-            max_position_embeddings=max_positions,
-            bos_token_id=0,
-            eos_token_id=0,
-            pad_token_id=0,
-            tie_word_embeddings=True,
-        )
-        model = LlamaForCausalLM(cfg)
-    elif arch == "gpt_neox":
-        cfg = GPTNeoXConfig(
-            vocab_size=vocab_size,
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            max_position_embeddings=max_positions,
-            bos_token_id=0,
-            eos_token_id=0,
-            pad_token_id=0,
-        )
-        model = GPTNeoXForCausalLM(cfg)
-    else:
-        raise ValueError(f"unknown tiny architecture {arch!r}; choose 'llama' or 'gpt_neox'")
-    model.to(dtype).eval()
-    model.requires_grad_(False)
-    return model
+    fields = tiny_config(
+        arch,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        max_positions=max_positions,
+    )
+    return random_model(f"tiny-{arch}", seed=seed, dtype=dtype, **fields)

@@ -10,6 +10,9 @@ module           notebook
 ``arrangements`` 04_arrangements: Tables 1 and 2
 ``capacity``     03_metrics (and 05): grid and progressive capacity search
 ``geometry``     06_bezier_geometry: locality and Bezier connectivity
-``timing``       07_throughput: one forward pass against autoregressive decoding
+``timing``       07_throughput: the timing harness, one-pass and autoregressive decoders
+``bounds``       07_throughput: device peaks and the physical bounds of both
+``throughput``   07_throughput: run_throughput, speed-ups, Table 4 from rows, Fig. 4
+``step_timing``  bench/: speed of the training step (eager, compiled) against a bare loop
 ===============  =====================================================================
 """
