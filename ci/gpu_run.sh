@@ -120,7 +120,7 @@ OUTPUTS="$WORK/outputs"
 mkdir -p "$OUTPUTS/bench"
 # 5. the training step's speed for the SmolLM2 architecture (texts*steps/s at B=1 and B=32)
 if [ "$BENCH" = 1 ]; then
-  timeout 120 "$PY" bench/engine_throughput.py --device cuda --random-init smollm2-135m-arch \
+  timeout 120 "$PY" bench/engine_throughput.py --device cuda --random-init smollm2-135m \
     --n-tokens 32 --batch-sizes 1,32 --steps 24 --warmup 4 --out "$OUTPUTS/bench/smollm2_step.json" \
     2>&1 | grep -v -i warning | tail -8 || log "bench failed (the series runs anyway)"
 fi
