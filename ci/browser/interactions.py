@@ -39,4 +39,15 @@ INTERACTIONS: dict[str, Explore] = {
             Screenshot("after_train"),
         ),
     ),
+    # Figure 4 redrawn for one batch size / one model (ipywidgets.interact over this run's rows).
+    "07_throughput": Explore(
+        steps=(
+            ExpectWidget("B"),
+            ExpectImage("Figure 4 for the first batch size", count=1),
+            Set("B", "2"),  # smoke batch sizes are [1, 2]
+            Set("m", "all"),
+            ExpectImage("Figure 4 redrawn for B=2", count=1),
+            Screenshot("after_pick"),
+        ),
+    ),
 }
