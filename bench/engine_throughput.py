@@ -9,7 +9,8 @@ For each batch size B it measures texts x steps per second of
              cast to the model dtype -> ``model(...).logits`` -> CE on the N target positions ->
              backward -> ``torch.optim.AdamW``,
 
-and prints both with the engine's overhead in percent (positive = engine slower). JSON goes to --out.
+and prints both with the engine's overhead in percent (positive = engine slower). JSON goes to
+--out.
 
 Examples::
 
@@ -132,15 +133,16 @@ def random_texts(B: int, N: int, vocab: int, seed: int = 0) -> list[list[int]]:
 
 
 def bench_engine(lm, B: int, N: int, warmup: int, steps: int, sync_every: int | None) -> dict:
-    """Texts*steps/s of optimize between the host syncs after ``warmup`` and ``warmup+steps`` updates."""
+    """Texts*steps/s of optimize between the host syncs after ``warmup`` and ``warmup+steps``
+    updates."""
     from prototokens.engine.recipe import get_recipe
     from prototokens.engine.train import optimize
 
     every = sync_every or (8 if lm.device.type == "cuda" else 1)
     w = max(every, math.ceil(warmup / every) * every)
     s = max(every, math.ceil(steps / every) * every)
-    # lr tiny: the vectors barely move, so no row can reach accuracy 1.0 (nor diverge) and stop early;
-    # the work per step is the same as at any lr
+    # lr tiny: the vectors barely move, so no row can reach accuracy 1.0 (nor diverge) and stop
+    # early; the work per step is the same as at any lr
     recipe = get_recipe("paper").with_(max_steps=w + s, lr=1e-12)
     stamps: dict[int, float] = {}
 
@@ -338,9 +340,8 @@ def main(argv=None) -> int:
         e, f = row.get("engine", {}), row.get("reference", {})
         if "step_ms" in e and "step_ms" in f:
             row["engine_overhead_pct"] = 100.0 * (e["step_ms"] / f["step_ms"] - 1.0)
-            log(
-                f"B={B:4d} N={N:4d} engine overhead vs bare loop: {row['engine_overhead_pct']:+.1f}%"
-            )
+            overhead = row["engine_overhead_pct"]
+            log(f"B={B:4d} N={N:4d} engine overhead vs bare loop: {overhead:+.1f}%")
         report["results"].append(row)
         save()
     save()

@@ -125,7 +125,8 @@ def children_of(pid: int) -> list[int]:
 
 
 def stop_server(proc: subprocess.Popen, base: str, token: str) -> None:
-    """Ask the server to shut down (it stops its kernels), then kill what is left, by process group."""
+    """Ask the server to shut down (it stops its kernels), then kill what is left, by process
+    group."""
     kids = children_of(proc.pid)
     if proc.poll() is None:
         try:
@@ -215,8 +216,9 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
     page.goto(url, wait_until="domcontentloaded", timeout=120_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
     # the kernel must be up before Run All, or the run is queued behind a kernel picker
-    # (the toolbar indicator reads "idle" before a kernel exists; the status bar's "<kernel> | Idle"
-    # appears only once the kernel is connected. Running cells earlier pops a "Select Kernel" dialog.)
+    # (the toolbar indicator reads "idle" before a kernel exists; the status bar's
+    # "<kernel> | Idle" appears only once the kernel is connected. Running cells earlier pops a
+    # "Select Kernel" dialog.)
     try:
         page.locator("[class*='StatusBar']", has_text=re.compile(r"\|\s*Idle")).first.wait_for(
             timeout=120_000
@@ -334,7 +336,8 @@ def _drive(page, url, shots, widget_timeout, train_timeout, timings, PWTimeout) 
         raise CheckFailed(
             "output area incomplete: "
             + "; ".join(problems)
-            + f"\noutput text (head):\n{out_text[:800]}\n...\noutput text (tail):\n{out_text[-2500:]}"
+            + f"\noutput text (head):\n{out_text[:800]}\n..."
+            + f"\noutput text (tail):\n{out_text[-2500:]}"
         )
     head = re.search(r"\d+/\d+\s*tokens correct in one forward pass", out_text).group(0)
     decoded = next((ln for ln in out_text.splitlines() if ln.startswith("decoded:")), "")

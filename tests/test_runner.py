@@ -159,12 +159,15 @@ def test_unknown_section_and_wrong_type_are_errors(project):
         project.resolve("03", "default")
 
 
-RANGE_CELL = PARAMS_CELL + """
+RANGE_CELL = (
+    PARAMS_CELL
+    + """
 num_tokens: int = 16  # target length N
 num_texts: int = 2  # texts
 max_steps: int = 100  # optimisation budget
 batch_size: int = 8  # rows per forward pass
 recipes: list[str] = ["paper"]  # recipes compared"""
+)
 
 
 @pytest.mark.parametrize(
@@ -198,9 +201,7 @@ def test_check_cli_rejects_a_negative_max_steps_naming_file_key_notebook(project
     err = capsys.readouterr().err
     assert "10_kappa.yaml [default]: parameter 'max_steps' of 10_kappa.ipynb is -1" in err
     # a notebook whose own default is impossible is caught too
-    make_notebook(
-        project.notebooks, "11_lambda", "pass", params=RANGE_CELL.replace("= 16", "= 0")
-    )
+    make_notebook(project.notebooks, "11_lambda", "pass", params=RANGE_CELL.replace("= 16", "= 0"))
     with pytest.raises(ParameterError, match=r"11_lambda.ipynb \(parameters cell\).*'num_tokens'"):
         project.resolve("11", "default")
 

@@ -59,13 +59,15 @@ class ResolvedParameters:
 
 
 def notebook_folder(override: str | os.PathLike | None = None) -> Path:
-    """Where the notebooks are: ``override``, ``$PROTOTOKENS_NOTEBOOKS_DIR`` or ``<repo>/notebooks``."""
+    """Where the notebooks are: ``override``, ``$PROTOTOKENS_NOTEBOOKS_DIR`` or
+    ``<repo>/notebooks``."""
     raw = override or os.environ.get("PROTOTOKENS_NOTEBOOKS_DIR")
     return Path(raw).expanduser().resolve() if raw else repo_root() / "notebooks"
 
 
 def params_folder(override: str | os.PathLike | None = None) -> Path:
-    """Where the parameter files are: ``override``, ``$PROTOTOKENS_PARAMS_DIR`` or ``<repo>/params``."""
+    """Where the parameter files are: ``override``, ``$PROTOTOKENS_PARAMS_DIR`` or
+    ``<repo>/params``."""
     raw = override or os.environ.get("PROTOTOKENS_PARAMS_DIR")
     return Path(raw).expanduser().resolve() if raw else repo_root() / "params"
 
@@ -121,7 +123,8 @@ def parameters_cells(notebook: str | os.PathLike) -> list[int]:
 
 def declared_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
     """The notebook's ``parameters`` cell as papermill reads it:
-    ``{name: {name, inferred_type_name, default, help}}``. Raises if the cell is missing or doubled."""
+    ``{name: {name, inferred_type_name, default, help}}``. Raises if the cell is missing or
+    doubled."""
     import papermill
 
     cells = parameters_cells(notebook)

@@ -43,7 +43,8 @@ class RunRecord:
 
 
 def git_info(root: str | os.PathLike | None = None) -> dict:
-    """``{commit, dirty, note}`` of the checkout; ``commit`` is None outside git or before a commit."""
+    """``{commit, dirty, note}`` of the checkout; ``commit`` is None outside git or before a
+    commit."""
     try:
         root = Path(root) if root else repo_root()
     except RuntimeError:

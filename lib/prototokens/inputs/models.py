@@ -187,8 +187,8 @@ def _embedded_dir(spec: EmbeddedSpec) -> Path:
 def _hub_unreachable_error(spec: str, exc: BaseException) -> ModelUnavailable:
     return ModelUnavailable(
         f"cannot load {spec!r}: the Hugging Face hub is unreachable from this machine and no local "
-        f"copy is cached ({type(exc).__name__}). Offline specs: {', '.join(sorted(EMBEDDED))}; or pass "
-        "a local model directory."
+        f"copy is cached ({type(exc).__name__}). Offline specs: {', '.join(sorted(EMBEDDED))}; "
+        "or pass a local model directory."
     )
 
 
@@ -222,8 +222,8 @@ def load_model(
         path, source, title = spec, "hub", spec
     else:
         raise ValueError(
-            f"unknown model spec {spec!r}: use one of the offline specs {sorted(EMBEDDED)}, a Hugging "
-            "Face hub id such as 'EleutherAI/pythia-160m', or a local model directory"
+            f"unknown model spec {spec!r}: use one of the offline specs {sorted(EMBEDDED)}, a "
+            "Hugging Face hub id such as 'EleutherAI/pythia-160m', or a local model directory"
         )
     kwargs: dict[str, Any] = {"dtype": dt}
     if source == "hub" and dev.type == "cuda":
@@ -243,7 +243,8 @@ def load_model(
 
 
 def wrap_model(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
-    """Wrap an in-memory model (e.g. ``prototokens.inputs.tiny.tiny_model()``) like ``load_model`` does."""
+    """Wrap an in-memory model (e.g. ``prototokens.inputs.tiny.tiny_model()``) like
+    ``load_model`` does."""
     model.eval()
     model.requires_grad_(False)
     return LoadedModel(name=name, model=model, tokenizer=tokenizer, title=name, source="memory")
