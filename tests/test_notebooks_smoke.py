@@ -2,7 +2,8 @@
 
 The notebooks run in order into one shared outputs tree, because a later notebook may read an
 earlier one's artefacts (as in ``make reproduce``). For each: the executed notebook and its
-manifest exist, its metrics JSON exists with finite numbers in range, and every figure and table
+manifest exist, its metrics JSON exists with finite numbers in range, the effect listed for it in
+:data:`EFFECTS` shows (02: at least one text reconstructed exactly), and every figure and table
 named (in backticks) in its "Outputs" markdown exists, both formats.
 
 Range conventions for metric keys (the last part of a nested key): ``*accuracy*`` and
@@ -22,6 +23,14 @@ from prototokens.harness.artifacts import ARTEFACT_NAME
 
 NOTEBOOKS = runner.list_notebooks()
 BACKTICKED = re.compile(r"`([^`\s]+)`")
+
+# The effect each notebook's smoke profile must show, beyond finite numbers: (test, what failed).
+EFFECTS = {
+    "02_optimization": (
+        lambda m: m["batch"]["num_exact"] >= 1 and m["batch"]["max_accuracy"] == 1.0,
+        "no text of the batch reached accuracy 1.0 in the smoke profile",
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +95,9 @@ def test_notebook_runs_with_smoke_profile(path, smoke_outputs):
     metrics = json.loads(metrics_file.read_text())
     assert metrics, f"{name}: empty metrics"
     check_metric("", metrics, name)
+    if name in EFFECTS:
+        effect, failure = EFFECTS[name]
+        assert effect(metrics), f"{name}: {failure}: {metrics}"
 
     missing = []
     for stem in promised_artefacts(path):
