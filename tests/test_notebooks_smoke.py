@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 
 import nbformat
@@ -36,6 +37,16 @@ EFFECTS = {
 @pytest.fixture(scope="module")
 def smoke_outputs(tmp_path_factory):
     return tmp_path_factory.mktemp("smoke_outputs")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kernel_threads():
+    """The notebook kernels inherit the tests' thread count (see conftest): OpenMP reads it."""
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = old or os.environ.get("PROTOTOKENS_TEST_THREADS", "1")
+    yield
+    if old is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def promised_artefacts(path) -> list[str]:

@@ -370,11 +370,11 @@ def test_whole_notebook_timeout_stops_the_run_and_names_the_cell(project):
     make_notebook(project.notebooks, "04_delta", "x = 1", "import time\ntime.sleep(120)")
     t0 = time.monotonic()
     with pytest.raises(NotebookFailed) as err:
-        project.run("04", notebook_timeout=20)  # leaves a loaded machine time to start the kernel
-    assert time.monotonic() - t0 < 90
+        project.run("04", notebook_timeout=45)  # time for a loaded machine to start the kernel
+    assert time.monotonic() - t0 < 120
     message = str(err.value)
     assert (
-        "04_delta timed out after 20 s (whole-notebook timeout) in cell 4: `import time`" in message
+        "04_delta timed out after 45 s (whole-notebook timeout) in cell 4: `import time`" in message
     )
     assert err.value.record.status == "timeout"
 
