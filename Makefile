@@ -2,7 +2,7 @@
 #   make                      install what is missing (venv, packages, the python3 kernel)
 #   make reproduce            run every notebook with PROFILE=default (CPU, embedded model)
 #   make reproduce PROFILE=smoke NOTEBOOK=03
-#   make test                 the whole test suite (includes the smoke runs of every notebook)
+#   make test                 ruff, then the whole test suite (includes the notebook smoke runs)
 #   make browser-test         every Explore widget and the HTML report in headless Chromium
 #   make report | lab | strip | clean-outputs
 SHELL := /bin/bash
@@ -45,6 +45,7 @@ reproduce: $(STAMP)
 	$(PY) -m prototokens.harness.runner --profile $(PROFILE) $(foreach n,$(NOTEBOOK),--notebook $(n))
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check lib tests bench ci
 	$(PY) -m pytest -q
 
 # ---- browser check (ci/browser, ci/README.md): Debian chromium + playwright in its own venv, so

@@ -9,7 +9,8 @@ For each batch size B it measures texts x steps per second of
              cast to the model dtype -> ``model(...).logits`` -> CE on the N target positions ->
              backward -> ``torch.optim.AdamW``,
 
-and prints both with the engine's overhead in percent (positive = engine slower). JSON goes to --out.
+and prints both with the engine's overhead in percent (positive = engine slower). JSON goes to
+--out.
 
 Examples::
 
@@ -199,9 +200,8 @@ def main(argv=None) -> int:
         e, f = row.get("engine", {}), row.get("reference", {})
         if "step_ms" in e and "step_ms" in f:
             row["engine_overhead_pct"] = 100.0 * (e["step_ms"] / f["step_ms"] - 1.0)
-            log(
-                f"B={B:4d} N={N:4d} engine overhead vs bare loop: {row['engine_overhead_pct']:+.1f}%"
-            )
+            overhead = row["engine_overhead_pct"]
+            log(f"B={B:4d} N={N:4d} engine overhead vs bare loop: {overhead:+.1f}%")
         report["results"].append(row)
         save()
     save()

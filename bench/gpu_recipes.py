@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from prototokens.engine.experiments import reconstruct
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.engine.store import ResultStore
+from prototokens.inputs.data import prefix
 from prototokens.inputs.data.base import Text
 from prototokens.inputs.models import load_model
+from prototokens.studies.summaries import SUMMARY_COLUMNS, summarise_recipes
 
 EXTRA = {
     "lr3e-2": Recipe(name="lr3e-2", lr=3e-2),
@@ -53,16 +55,13 @@ def load_items(path: str | None, lm, n_texts: int, sources: list[str]) -> dict[s
 
 
 def summarise(df: pd.DataFrame, max_steps: int) -> dict:
-    steps = np.where(df.converged, df.steps, max_steps)
-    return {
-        "runs": int(len(df)),
-        "converged_fraction": float(df.converged.mean()),
-        "exact_fraction": float(df.exact_match.mean()),
-        "mean_accuracy": float(df.accuracy.mean()),
-        "median_steps_to_1": float(df.steps_to_1.median()) if df.converged.any() else None,
-        "mean_steps_budgeted": float(steps.mean()),
-        "max_wall_time_s": float(df.wall_time_s.max()),
-    }
+    """The project's recipe summary (:mod:`prototokens.studies.summaries`) of one configuration's
+    rows, plus the slowest row's wall time; NaN (no run converged) becomes None."""
+    line = summarise_recipes(df, max_steps, by=["recipe"]).iloc[0]
+    out = {k: line[k] for k in SUMMARY_COLUMNS}
+    out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
+    out["runs"] = int(out["runs"])
+    return {**out, "max_wall_time_s": float(df.wall_time_s.max())}
 
 
 def main() -> None:
@@ -75,7 +74,7 @@ def main() -> None:
     ap.add_argument("--texts", default=None)
     ap.add_argument("--sources", default="pg19")
     ap.add_argument("--n-texts", type=int, default=32)
-    ap.add_argument("--n-tokens", default="32")
+    ap.add_argument("--num-tokens", default="32", help="target lengths N, comma-separated")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--max-steps", type=int, default=2000)
     ap.add_argument("--recipes", default="paper,fast,lr3e-2,betas_0.9_0.99,predecessor_init")
@@ -92,17 +91,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     lm = load_model(args.model, device=args.device, dtype=args.dtype)
-    print(
-        f"model {lm.name} on {lm.device} ({lm.dtype}), loaded in {time.perf_counter() - t_start:.1f} s",
-        flush=True,
-    )
+    load_s = time.perf_counter() - t_start
+    print(f"model {lm.name} on {lm.device} ({lm.dtype}), loaded in {load_s:.1f} s", flush=True)
     sources = args.sources.split(",")
     items = load_items(args.texts, lm, args.n_texts, sources)
     seeds = [int(s) for s in args.seeds.split(",")]
     store = ResultStore(out / "store")
     configs = []
     arrangements = args.arrangements.split(",")
-    for n in [int(x) for x in args.n_tokens.split(",")]:
+    for n in [int(x) for x in args.num_tokens.split(",")]:
         for src in sources:
             for r in args.recipes.split(","):
                 configs.append((src, n, arrangements[0], r))
@@ -114,7 +111,7 @@ def main() -> None:
             print(f"time budget reached; skipping {src} N={n} {arrangement} {rname}", flush=True)
             continue
         recipe = recipe_by_name(rname).with_(max_steps=args.max_steps)
-        texts = [Item(i.text_id, i.token_ids[:n], i.source, i.label, i.text) for i in items[src]]
+        texts = [prefix(t, n, lm.tokenizer) for t in items[src]]
         t0 = time.perf_counter()
         df = reconstruct(
             lm,

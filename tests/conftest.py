@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random models (mechanics, milliseconds) and the embedded SmolLM2 (phenomena).
+"""Shared fixtures: tiny random models (mechanics, milliseconds) and the embedded SmolLM2
+(phenomena).
 
 Torch runs single-threaded in tests: on a shared 2-core machine, 2 threads under contention were
 measured up to 9x slower than 1. Set ``PROTOTOKENS_TEST_THREADS`` to override.

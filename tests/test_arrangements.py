@@ -18,7 +18,8 @@ NAMES = list(ARRANGEMENTS) + ["ar-1", "ar-2"]
 
 
 def expected(name: str, n: int):
-    """Independent statement of each arrangement: (input names per position, target per position)."""
+    """Independent statement of each arrangement: (input names per position, target per
+    position)."""
     if name == "e*N":
         return ["e"] * n, list(range(n))
     if name == "e*N/2+m*N/2":

@@ -1,4 +1,5 @@
-"""The batched forward, the masked optimiser and the engine, on tiny random models (mechanics only)."""
+"""The batched forward, the masked optimiser and the engine, on tiny random models (mechanics
+only)."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def test_chunked_ce_equals_unchunked(tiny_llama):
 
 
 def test_ce_matches_independent_computation(tiny_lm):
-    """e+m*N through the engine's plan vs hand-built inputs_embeds, full logits and F.cross_entropy."""
+    """e+m*N through the engine's plan vs hand-built inputs_embeds, full logits and
+    F.cross_entropy."""
     arr = get_arrangement("e+m*N")
     texts = [ids_of(tiny_lm, t) for t in TEXTS]
     vec = rand_vectors(3, 2, tiny_lm.d_model, seed=1)
@@ -405,7 +407,8 @@ def test_ar_baseline_trains_and_decodes(tiny_llama):
 
 
 def test_ar_without_tokenizer():
-    """A wrapped model without a tokenizer (the benchmark's random-init models) still decodes ar-K."""
+    """A wrapped model without a tokenizer (the benchmark's random-init models) still decodes
+    ar-K."""
     lm = wrap_model(tiny_model("llama"), None)
     res = optimize(lm, [[5, 6, 7, 8]], arrangement="ar-2", recipe=recipe(max_steps=2), seeds=0)[0]
     assert len(res.predicted_ids) == 4
@@ -431,10 +434,10 @@ DICKENS = (
 
 @pytest.mark.slow
 def test_smollm2_reconstructs_16_tokens_in_one_forward(smollm2):
-    """The embedded SmolLM2-135M outputs a natural 16-token text in ONE forward pass from [e, m x 16]
-    after optimisation with the paper's recipe (seed 0 converged in 82 steps on CPU fp32 in one
-    environment and in 126 in another: the trajectory is chaotic in the float summation order, so
-    only convergence well inside the budget is asserted)."""
+    """The embedded SmolLM2-135M outputs a natural 16-token text in ONE forward pass from
+    [e, m x 16] after optimisation with the paper's recipe (seed 0 converged in 82 steps on CPU
+    fp32 in one environment and in 126 in another: the trajectory is chaotic in the float
+    summation order, so only convergence well inside the budget is asserted)."""
     ids = smollm2.tokenizer(DICKENS)["input_ids"][:16]
     assert len(ids) == 16
     res = optimize(

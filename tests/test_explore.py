@@ -26,7 +26,7 @@ def test_explorer_trains_and_reports(tiny_llama, tmp_path):
     ids = tuple(tiny_llama.tokenizer("Call me Ishmael.", add_special_tokens=False)["input_ids"])
     item = Text("t0", "custom", "custom", "Call me Ishmael.", ids)
     ui = reconstruction_explorer(
-        tiny_llama, [item], store=ResultStore(tmp_path), max_steps=5, default_tokens=3
+        tiny_llama, [item], store=ResultStore(tmp_path), max_steps=5, num_tokens=3
     )
     assert isinstance(ui, w.VBox)
     _by_description(ui, "recipe").value = "fast"

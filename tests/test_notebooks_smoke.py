@@ -2,7 +2,8 @@
 
 The notebooks run in order into one shared outputs tree, because a later notebook may read an
 earlier one's artefacts (as in ``make reproduce``). For each: the executed notebook and its
-manifest exist, its metrics JSON exists with finite numbers in range, and every figure and table
+manifest exist, its metrics JSON exists with finite numbers in range, the effect listed for it in
+:data:`EFFECTS` shows (02: at least one text reconstructed exactly), and every figure and table
 named (in backticks) in its "Outputs" markdown exists, both formats.
 
 Range conventions for metric keys (the last part of a nested key): ``*accuracy*`` and
@@ -25,6 +26,14 @@ from prototokens.harness.artifacts import ARTEFACT_NAME
 NOTEBOOKS = runner.list_notebooks()
 BACKTICKED = re.compile(r"`([^`\s]+)`")
 
+# The effect each notebook's smoke profile must show, beyond finite numbers: (test, what failed).
+EFFECTS = {
+    "02_optimization": (
+        lambda m: m["batch"]["num_exact"] >= 1 and m["batch"]["max_accuracy"] == 1.0,
+        "no text of the batch reached accuracy 1.0 in the smoke profile",
+    ),
+}
+
 
 @pytest.fixture(scope="module")
 def smoke_outputs(tmp_path_factory):
@@ -36,6 +45,16 @@ def smoke_outputs(tmp_path_factory):
         path.mkdir(parents=True, exist_ok=True)
         return path
     return tmp_path_factory.mktemp("smoke_outputs")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _kernel_threads():
+    """The notebook kernels inherit the tests' thread count (see conftest): OpenMP reads it."""
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = old or os.environ.get("PROTOTOKENS_TEST_THREADS", "1")
+    yield
+    if old is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def promised_artefacts(path) -> list[str]:
@@ -95,6 +114,9 @@ def test_notebook_runs_with_smoke_profile(path, smoke_outputs):
     metrics = json.loads(metrics_file.read_text())
     assert metrics, f"{name}: empty metrics"
     check_metric("", metrics, name)
+    if name in EFFECTS:
+        effect, failure = EFFECTS[name]
+        assert effect(metrics), f"{name}: {failure}: {metrics}"
 
     missing = []
     for stem in promised_artefacts(path):

@@ -99,7 +99,8 @@ def test_interrupted_run_keeps_finished_rows_and_resumes(tiny_llama, tmp_path, m
     monkeypatch.setattr(experiments, "optimize", interrupted)
     recipe = RECIPE.with_(max_steps=40)
     with pytest.raises(KeyboardInterrupt):
-        # one-token texts converge within the budget, the long ones do not: rows stop at different steps
+        # one-token texts converge within the budget, the long ones do not: rows stop at
+        # different steps
         reconstruct(
             tiny_llama, ["a", "b", *TEXTS], recipe=recipe, seeds=[0], store=store, progress=False
         )

@@ -6,7 +6,8 @@ Text Generation" (EMNLP 2025, arXiv 2505.21189). The layers, bottom up:
 - :mod:`prototokens.engine`: arrangements, recipes, batched forward and optimiser, metrics, the
   row store and the cached ``reconstruct``;
 - :mod:`prototokens.inputs`: models (embedded GGUFs, hub ids, tiny random-init) and text sources;
-- :mod:`prototokens.studies`: one module per notebook topic (``run_*`` → DataFrame, ``plot_*`` → Figure);
+- :mod:`prototokens.studies`: one module per notebook topic (``run_*`` → DataFrame,
+  ``plot_*`` → Figure);
 - :mod:`prototokens.harness`: runner, session, artefacts, report, plots, widgets.
 
 The calls a user needs first are offered here and imported lazily, so ``import prototokens`` stays

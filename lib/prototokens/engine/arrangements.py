@@ -11,7 +11,7 @@ name               inputs Z                             L      output at positio
 ``(e,m)*N/2``      e, m, e, m, ...                      N      t_{p+1}
 ``e+m*(N-1)``      e, [m] x (N-1)       (paper Eq. 1)   N      t_{p+1}: e predicts t_1
 ``e+m*N``          e, [m] x N           (**default**)   N+1    e: nothing; the p-th m predicts t_p
-``ar-K``           mem_1..mem_K, t_1 .. t_{N-1}         K+N-1  mem_K predicts t_1, t_p predicts t_{p+1}
+``ar-K``           mem_1..mem_K, t_1 .. t_{N-1}         K+N-1  mem_K predicts t_1; t_p, t_{p+1}
 =================  ==================================  =====  ===================================
 
 Why ``e+m*N`` is the default. The paper's Eq. 1 lets the output at e predict t_1; its Table 1

@@ -61,7 +61,8 @@ class BatchPlan:
         return tuple(self.slot.shape)
 
     def subset(self, rows: torch.Tensor) -> "BatchPlan":
-        """The plan restricted to ``rows`` (indices into this plan), re-padded to their max length."""
+        """The plan restricted to ``rows`` (indices into this plan), re-padded to their max
+        length."""
         rows_cpu = rows.cpu().tolist()
         return plan_from_parts([self.parts[r] for r in rows_cpu], self.slot.device)
 
@@ -109,7 +110,8 @@ def plan_from_parts(parts: list, device) -> BatchPlan:
 
 
 def input_embeddings(model, plan: BatchPlan, vectors: torch.Tensor) -> torch.Tensor:
-    """(R, L, d) inputs in the model dtype. ``vectors``: (R, S, d) fp32, the S slot vectors per text.
+    """(R, L, d) inputs in the model dtype. ``vectors``: (R, S, d) fp32, the S slot vectors per
+    text.
 
     The vectors stay fp32 (the trainable master copy) and are cast only here, at the input.
     """

@@ -7,7 +7,8 @@ code summed nats and the paper labelled them bits; we keep both).
 - H_LM (paper Eq. 3): -sum_i log P(t_i | t_<i) under the plain model. t_1 is conditioned on one
   start token (see :func:`start_token_id`), so all N tokens are scored; the predecessor scored only
   N-1 (its first token was given).
-- information gain = H_LM - CE with the trained vectors (Kuratov et al.'s "cross-entropy reduction").
+- information gain = H_LM - CE with the trained vectors (Kuratov et al.'s "cross-entropy
+  reduction").
 - theoretical capacity = d * 16 / log2|V| tokens: the bits of one 16-bit d-vector over the bits of a
   token id (predecessor's models_list.csv).
 """
@@ -46,7 +47,8 @@ def steps_to_threshold(accuracy_curve: Sequence[float], threshold: float) -> int
 
 
 def theoretical_capacity(d_model: int, vocab_size: int, bits_per_value: int = 16) -> float:
-    """Tokens one d-dimensional vector of ``bits_per_value``-bit numbers could index: d*16/log2|V|."""
+    """Tokens one d-dimensional vector of ``bits_per_value``-bit numbers could index:
+    d*16/log2|V|."""
     return d_model * bits_per_value / math.log2(vocab_size)
 
 

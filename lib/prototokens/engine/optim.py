@@ -13,7 +13,8 @@ import torch
 
 
 class MaskedAdamW:
-    """AdamW over a list of (P_i, d) parameters; ``step(lr, masks)`` updates only rows where mask is True."""
+    """AdamW over a list of (P_i, d) parameters; ``step(lr, masks)`` updates only rows where mask
+    is True."""
 
     def __init__(self, params: list[torch.Tensor], betas=(0.9, 0.9), weight_decay=0.01, eps=1e-8):
         self.params = params
@@ -48,7 +49,8 @@ class MaskedAdamW:
             p.grad = None
 
     def state_rows(self, i: int, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Snapshot of the optimiser state of parameter ``i`` at ``rows`` (for tests and checkpoints)."""
+        """Snapshot of the optimiser state of parameter ``i`` at ``rows`` (for tests and
+        checkpoints)."""
         return {
             "exp_avg": self.exp_avg[i][rows].clone(),
             "exp_avg_sq": self.exp_avg_sq[i][rows].clone(),

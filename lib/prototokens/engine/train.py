@@ -167,10 +167,11 @@ def optimize(
 ) -> list[RowResult]:
     """Train proto-tokens for every row of ``token_ids`` in one batch; returns one result per row.
 
-    ``lm``: a :class:`prototokens.inputs.models.LoadedModel`. ``seeds``: one per row (or one for all);
-    a row's init depends only on (its tokens, its seed, the slot), so a batched call gives the same
-    start as one-at-a-time calls. ``groups``: ids for ``share``; default: all rows one group.
-    ``chunk_elements``: logits computed at once (default :func:`forward.auto_chunk_elements`).
+    ``lm``: a :class:`prototokens.inputs.models.LoadedModel`. ``seeds``: one per row (or one for
+    all); a row's init depends only on (its tokens, its seed, the slot), so a batched call gives
+    the same start as one-at-a-time calls. ``groups``: ids for ``share``; default: all rows one
+    group. ``chunk_elements``: logits computed at once (default
+    :func:`forward.auto_chunk_elements`).
     ``on_unit_done`` receives finished rows as soon as their unit stops, so that a caller can
     persist them before a Ctrl-C. ``sync_every``: host syncs (stop checks, compaction) every k
     steps; default 1 on CPU, 8 on CUDA. Frozen rows are masked on the device in between.

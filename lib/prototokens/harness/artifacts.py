@@ -10,7 +10,8 @@ land where the runner and the report look for them:
   the run manifest read back.
 
 ``output_dir=None`` means :func:`prototokens.paths.output_dir` (``$PROTOTOKENS_OUTPUT_DIR`` or
-``<repo>/outputs``). Writes are atomic (:mod:`prototokens.io`): a killed run never leaves half a file.
+``<repo>/outputs``). Writes are atomic (:mod:`prototokens.io`): a killed run never leaves half a
+file.
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def write_metrics(
 
 
 def read_metrics(notebook: str, output_dir: str | os.PathLike | None = None) -> dict:
-    """Read back ``metrics/<notebook>.json``; ``FileNotFoundError`` names the file if it is missing."""
+    """Read back ``metrics/<notebook>.json``; ``FileNotFoundError`` names the file if it is
+    missing."""
     path = metrics_path(notebook, output_dir)
     if not path.exists():
         raise FileNotFoundError(

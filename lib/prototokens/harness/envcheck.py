@@ -72,7 +72,8 @@ def _check_requirement(req: Requirement) -> Check:
     if found is None:
         return Check(req.name, spec, None, False, f"missing (need {spec or 'any version'})")
     try:
-        # ``==2.13.0`` matches ``2.13.0+cpu``: PEP 440 ignores the local label when the pin has none.
+        # ``==2.13.0`` matches ``2.13.0+cpu``: PEP 440 ignores the local label when the pin has
+        # none.
         ok = req.specifier.contains(Version(found), prereleases=True)
     except InvalidVersion:
         ok = not spec

@@ -25,7 +25,7 @@ def reconstruction_explorer(
     texts: Sequence = (),
     store: ResultStore | None = None,
     max_steps: int = 1000,
-    default_tokens: int = 16,
+    num_tokens: int = 16,
 ):
     """Build and return the explorer widget (display it as the last expression of a cell)."""
     import ipywidgets as w
@@ -40,7 +40,7 @@ def reconstruction_explorer(
     typed = w.Textarea(
         placeholder="Type a text to reconstruct…", layout=w.Layout(width="95%", height="60px")
     )
-    length = w.IntSlider(value=default_tokens, min=1, max=128, description="tokens")
+    length = w.IntSlider(value=num_tokens, min=1, max=128, description="tokens")
     arrangement = w.Dropdown(
         options=list(ARRANGEMENTS), value=DEFAULT_ARRANGEMENT, description="arrangement"
     )
@@ -98,7 +98,8 @@ def reconstruction_explorer(
             pred = list(row["predicted_ids"])  # decoded once by the engine, stored in the row
             bar.value = float(row["accuracy"])
             status.value = (
-                f"<b>{row['status']}</b> after {row['steps']} steps · accuracy {row['accuracy']:.3f} · "
+                f"<b>{row['status']}</b> after {row['steps']} steps · "
+                f"accuracy {row['accuracy']:.3f} · "
                 f"H_LM {row['h_lm_bits']:.1f} bits"
             )
             with out:
@@ -106,8 +107,8 @@ def reconstruction_explorer(
                 display(HTML(f"<p><b>decoded:</b> {lm.tokenizer.decode(pred)!r}</p>"))
                 # Non-interactive while the figure exists: JupyterLab 4.4+ with ipykernel 7 delivers
                 # widget comm messages on a subshell thread, and each handled comm message fires
-                # IPython's post_execute, where interactive pyplot redraws every open figure — this one
-                # too, concurrently with us building it (matplotlib is not thread-safe: mathtext
+                # IPython's post_execute, where interactive pyplot redraws every open figure — this
+                # one too, concurrently with us building it (matplotlib is not thread-safe: mathtext
                 # ParseException / tight_layout ValueError). Off, those hooks leave it alone.
                 with plt.ioff():
                     fig = plot_curves(

@@ -18,13 +18,13 @@ from prototokens.engine.arrangements import TOKEN, get_arrangement
 SLOT_COLOURS = {"e": "#d95f02", "m": "#1b9e77"}
 
 
-def plot_schematic(arrangement: str = "e+m*N", n_tokens: int = 6, title: str | None = None):
+def plot_schematic(arrangement: str = "e+m*N", num_tokens: int = 6, title: str | None = None):
     """Paper Fig. 2: trained vectors -> frozen LLM -> the whole text in one forward pass.
 
     Drawn from the arrangement's own :class:`Layout`, so the picture is the engine's indexing.
     """
     arr = get_arrangement(arrangement)
-    lay = arr.build(n_tokens)
+    lay = arr.build(num_tokens)
     L = lay.length
     fig, ax = plt.subplots(figsize=(1.1 * L + 1.5, 3.2))
     ax.set_xlim(-0.8, L + 0.2)
@@ -96,7 +96,8 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], t
 
 
 def reconstruction_html(tokenizer, predicted_ids: Sequence[int], target_ids: Sequence[int]) -> str:
-    """The one-pass reconstruction token by token: green = right, red = wrong (target in the tooltip)."""
+    """The one-pass reconstruction token by token: green = right, red = wrong (target in the
+    tooltip)."""
     spans = []
     for p, t in zip(predicted_ids, target_ids):
         ptxt = html.escape(tokenizer.decode([p])).replace(" ", "&nbsp;").replace("\n", "⏎")
@@ -114,7 +115,8 @@ def reconstruction_html(tokenizer, predicted_ids: Sequence[int], target_ids: Seq
 
 
 def reconstruction_table(tokenizer, predicted_ids: Sequence[int], target_ids: Sequence[int]):
-    """Token-by-token DataFrame (position, target, predicted, correct) for printing in batch runs."""
+    """Token-by-token DataFrame (position, target, predicted, correct) for printing in batch
+    runs."""
     import pandas as pd
 
     return pd.DataFrame(

@@ -126,7 +126,7 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
 
     git = next((m["git"] for m in manifests.values() if m.get("git")), None)
     if git is None:
-        from prototokens.harness.runner import git_info
+        from prototokens.harness.provenance import git_info
 
         git = git_info()
     commit = git.get("commit") or git.get("note") or "unknown"

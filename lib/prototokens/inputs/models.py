@@ -199,8 +199,8 @@ def _embedded_dir(spec: EmbeddedSpec) -> Path:
 def _hub_unreachable_error(spec: str, exc: BaseException) -> ModelUnavailable:
     return ModelUnavailable(
         f"cannot load {spec!r}: the Hugging Face hub is unreachable from this machine and no local "
-        f"copy is cached ({type(exc).__name__}). Offline specs: {', '.join(sorted(EMBEDDED))}; or pass "
-        "a local model directory."
+        f"copy is cached ({type(exc).__name__}). Offline specs: {', '.join(sorted(EMBEDDED))}; "
+        "or pass a local model directory."
     )
 
 
@@ -234,8 +234,8 @@ def load_model(
         path, source, title = spec, "hub", spec
     else:
         raise ValueError(
-            f"unknown model spec {spec!r}: use one of the offline specs {sorted(EMBEDDED)}, a Hugging "
-            "Face hub id such as 'EleutherAI/pythia-160m', or a local model directory"
+            f"unknown model spec {spec!r}: use one of the offline specs {sorted(EMBEDDED)}, a "
+            "Hugging Face hub id such as 'EleutherAI/pythia-160m', or a local model directory"
         )
     kwargs: dict[str, Any] = {"dtype": dt}
     if source == "hub" and dev.type == "cuda":

@@ -44,9 +44,9 @@ class NotEnoughTexts(ValueError):
         self.source, self.label = source, label
         self.requested, self.available, self.num_tokens = requested, available, num_tokens
         super().__init__(
-            f"source {source!r} ({label}) has {available} texts of at least {num_tokens} tokens for "
-            f"this tokenizer, but {requested} were requested; ask for at most {available} texts "
-            f"or a shorter length"
+            f"source {source!r} ({label}) has {available} texts of at least {num_tokens} tokens "
+            f"for this tokenizer, but {requested} were requested; ask for at most {available} "
+            f"texts or a shorter length"
         )
 
 

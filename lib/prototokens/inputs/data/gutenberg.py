@@ -127,7 +127,8 @@ def chunk_paragraphs(text: str, chunk_words: int = CHUNK_WORDS) -> list[str]:
 
 
 def offline_chunks(chunk_words: int = CHUNK_WORDS) -> list[tuple[str, str]]:
-    """``[(origin, chunk text)]`` over all plays in file-name order (fetches the sdist if needed)."""
+    """``[(origin, chunk text)]`` over all plays in file-name order (fetches the sdist if
+    needed)."""
     out = []
     for name, text in read_texts(sdist_path()).items():
         for i, chunk in enumerate(chunk_paragraphs(text, chunk_words)):
