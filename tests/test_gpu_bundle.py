@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from prototokens.harness import runner
+from prototokens.harness import process, runner
 
 CI = Path(__file__).resolve().parent.parent / "ci"
 
@@ -169,7 +169,7 @@ def test_gpu_profile_resolves_for_every_notebook():
         values = runner.resolve_parameters(nb, "gpu").values
         assert values["profile"] == "gpu" and values["device"] == "cuda"
         assert values["interactive"] is False
-    assert runner.TIMEOUTS["gpu"][1] <= 600  # one device call lasts at most 10 minutes
+    assert process.TIMEOUTS["gpu"][1] <= 600  # one device call lasts at most 10 minutes
 
 
 def test_gpu_profile_check_cli():
