@@ -94,3 +94,20 @@ def test_notebook_runs_with_smoke_profile(path, smoke_outputs):
         if not (all(p.exists() for p in figure) or all(p.exists() for p in table)):
             missing.append(stem)
     assert not missing, f"{name} lists outputs it did not write: {missing}"
+
+
+@pytest.mark.smoke
+@pytest.mark.slow
+def test_06_geometry_smoke_shows_its_effects(smoke_outputs):
+    """06 in the smoke profile: the trained Bezier curves have a lower mean CE than the straight
+    lines between the same endpoints (the batched control-point training works on SmolLM2).
+    Reads the run of the parametrised test above when it ran, else runs 06 itself."""
+    name = "06_bezier_geometry"
+    metrics_file = smoke_outputs / "metrics" / f"{name}.json"
+    if not metrics_file.exists():
+        path = next(p for p in NOTEBOOKS if p.stem == name)
+        assert runner.run_notebook(path, profile="smoke", output_dir=smoke_outputs, echo=False).ok
+    m = json.loads(metrics_file.read_text())
+    conn = m["connectivity"]
+    assert conn["n_pairs"] >= 1
+    assert conn["bezier_mean_ce_nats"] < conn["line_mean_ce_nats"], conn

@@ -219,7 +219,7 @@ def run_connectivity(
     if pairs.empty:
         raise ValueError("no text has two solutions (seeds): nothing to connect")
     v = torch.tensor(np.array(vectors, dtype=np.float32))  # (n, S, d), a copy
-    p1, p2 = v[pairs.i.to_numpy()], v[pairs.j.to_numpy()]  # (P, S, d)
+    p1, p2 = v[pairs.i.tolist()], v[pairs.j.tolist()]  # (P, S, d)
     token_ids = [list(rows.token_ids.iloc[i]) for i in pairs.i]
     fit = train_control_points(
         lm,
