@@ -325,6 +325,8 @@ def test_connectivity_verdicts():
     assert ratio(pd.DataFrame({"length_ratio": [1.01, 1.18]}))["verdict"] == H
     assert ratio(pd.DataFrame({"length_ratio": [1.01, 1.6]}))["verdict"] == F
     assert ratio(pd.DataFrame({"length_ratio": []}))["verdict"] == N
+    low_ends = ratio(pd.DataFrame({"length_ratio": [1.0]}), _path(0.4, 1.0, end=0.5))
+    assert low_ends["verdict"] == N  # a straight curve between non-solutions proves nothing
     tests = pd.DataFrame([_test_row(0.001, 0.5, 0.9), _test_row(0.5, 0.8, 0.81)])
     table = geometry_claims.geometry_claims(tests, None, None)
     assert list(table.verdict) == [H, F, N, N, N]

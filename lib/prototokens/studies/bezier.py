@@ -272,7 +272,8 @@ def plot_bezier_connectivity(path: pd.DataFrame, pairs: pd.DataFrame, title: str
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"{pairs.shape[0]} pairs (mean; band: min-max over pairs)", fontsize=9)
     ax.legend(fontsize=8)
-    bx.hist(pairs.length_ratio, bins=min(20, max(3, len(pairs))), color="#7570b3")
+    top = max(1.3, float(pairs.length_ratio.max()) + 0.02)
+    bx.hist(pairs.length_ratio, bins=np.linspace(1.0, top, 31), color="#7570b3")  # fixed width
     bx.axvline(1.2, color="k", ls="--", lw=1, label="paper: max ≈ 1.2")
     bx.set_xlabel("curve length / straight distance")
     bx.set_ylabel("pairs")

@@ -70,13 +70,25 @@ def curve_keeps_claim(path: pd.DataFrame, max_drop: float = 0.05, min_end: float
     return _row(claim, paper, ours, HOLDS if end - low <= max_drop else FAILS)
 
 
-def length_ratio_claim(pairs: pd.DataFrame, bound: float = 1.2, tolerance: float = 0.05) -> dict:
+def length_ratio_claim(
+    pairs: pd.DataFrame,
+    path: pd.DataFrame | None = None,
+    bound: float = 1.2,
+    tolerance: float = 0.05,
+    min_end: float = 0.9,
+) -> dict:
     """Curve length / straight distance is at most about ``bound`` (paper: max 1.2): holds when
-    the largest ratio is <= bound + tolerance."""
+    the largest ratio is <= bound + tolerance. With ``path``, not measurable when the endpoints
+    are not solutions (a curve between non-solutions says nothing about the solution set, and an
+    untrained curve is trivially straight)."""
     claim, paper = "curve length / straight distance", f"max ≈ {bound}"
     r = pairs.length_ratio.dropna().to_numpy() if "length_ratio" in pairs else np.array([])
     if len(r) == 0:
         return _row(claim, paper, "no pairs", NOT_MEASURABLE)
+    end = _endpoint_accuracy(path) if path is not None else 1.0
+    if not np.isfinite(end) or end < min_end:
+        ours = f"max {r.max():.3f}, but endpoint accuracy {end:.3f} < {min_end}"
+        return _row(claim, paper, ours, NOT_MEASURABLE)
     ours = f"max {r.max():.3f}, median {np.median(r):.3f} over {len(r)} pairs"
     return _row(claim, paper, ours, HOLDS if r.max() <= bound + tolerance else FAILS)
 
@@ -93,5 +105,5 @@ def geometry_claims(
         for c in ("straight line loses accuracy", "curve keeps accuracy", "length ratio"):
             rows.append(_row(c, "Fig. 7", "connectivity not run", NOT_MEASURABLE))
     else:
-        rows += [line_drop_claim(path), curve_keeps_claim(path), length_ratio_claim(pairs)]
+        rows += [line_drop_claim(path), curve_keeps_claim(path), length_ratio_claim(pairs, path)]
     return pd.DataFrame(rows)
