@@ -145,3 +145,20 @@ def test_throughput_notebook_smoke_measures_on_this_device(smoke_outputs):
     tab = pd.read_csv(tmp_path / "tables" / "tab_throughput_bounds.csv")
     assert (tab.device_name.str.startswith("cpu")).all() and (tab.tok_s > 0).all()
     assert tab.title.str.contains("random init").all()
+
+
+@pytest.mark.smoke
+@pytest.mark.slow
+def test_06_geometry_smoke_shows_its_effects(smoke_outputs):
+    """06 in the smoke profile: the trained Bezier curves have a lower mean CE than the straight
+    lines between the same endpoints (the batched control-point training works on SmolLM2).
+    Reads the run of the parametrised test above when it ran, else runs 06 itself."""
+    name = "06_bezier_geometry"
+    metrics_file = smoke_outputs / "metrics" / f"{name}.json"
+    if not metrics_file.exists():
+        path = next(p for p in NOTEBOOKS if p.stem == name)
+        assert runner.run_notebook(path, profile="smoke", output_dir=smoke_outputs, echo=False).ok
+    m = json.loads(metrics_file.read_text())
+    conn = m["connectivity"]
+    assert conn["n_pairs"] >= 1
+    assert conn["bezier_mean_ce_nats"] < conn["line_mean_ce_nats"], conn

@@ -50,4 +50,16 @@ INTERACTIONS: dict[str, Explore] = {
             Screenshot("after_pick"),
         ),
     ),
+    # The tau slider over one connected pair: the decoded point on the line and on the curve.
+    "06_bezier_geometry": Explore(
+        steps=(
+            ExpectWidget("τ"),
+            ExpectText(r"target.*line.*curve", "the three texts at tau = 0.5"),
+            Set("τ", 0.0),  # an endpoint: the line and the curve decode the same point p1
+            ExpectText(r"line", "the texts redrawn at tau = 0"),
+            Screenshot("tau_0"),
+            Set("τ", 1.0),
+            Screenshot("tau_1"),
+        ),
+    ),
 }
