@@ -148,7 +148,7 @@ def test_smoke_parameters_come_from_the_runner(tmp_path):
     values = smoke_parameters(sys.executable, NB02, tmp_path)
     assert values["profile"] == "smoke" and values["interactive"] is False
     assert values["output_dir"] == str(tmp_path)
-    assert values["num_tokens"] == 8  # params/02_optimization.yaml, smoke section
+    assert values["num_tokens"] == 4  # params/02_optimization.yaml, smoke section
 
 
 # --------------------------------------------------------------------------- page scan

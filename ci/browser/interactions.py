@@ -25,7 +25,7 @@ INTERACTIONS: dict[str, Explore] = {
         params={"recipes": ["paper"]},  # one recipe in the batch cells: Run All in fewer seconds
         steps=(
             ExpectWidget("Train"),
-            Set("tokens", 6),  # slider; 6 != the smoke num_tokens (8): proves it reached Python
+            Set("tokens", 6),  # slider; 6 != the smoke num_tokens (4): proves it reached Python
             Set("arrangement", "e*N"),  # dropdown: pick an arrangement
             Set("max steps", 12),  # != the batch max_steps, so Train really trains (no cache hit)
             Screenshot("before_train"),
