@@ -39,7 +39,7 @@ from prototokens.engine.forward import (
     target_argmax,
     target_ce,
 )
-from prototokens.engine.metrics import THRESHOLDS, token_metrics
+from prototokens.engine.metrics import THRESHOLDS, start_token_id, token_metrics
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import Recipe, get_recipe
 
@@ -141,6 +141,11 @@ class _Slots:
         }
 
 
+def _start_token(lm, arrangement: Arrangement) -> int | None:
+    """The model's start token id when ``arrangement`` feeds it (the ``bos+`` ones), else None."""
+    return start_token_id(lm.tokenizer) if arrangement.needs_start_token else None
+
+
 def _check_inputs(lm, token_ids, arrangement: Arrangement):
     if len(token_ids) == 0:
         raise ValueError("no texts to optimise (token_ids is empty)")
@@ -226,7 +231,7 @@ def optimize(
     loss_curve = torch.full((R, T1), float("nan"), device=device)
     acc_curve = torch.full((R, T1), float("nan"), device=device)
     steps_to = {thr: torch.full((R,), -1, dtype=torch.long, device=device) for thr in THRESHOLDS}
-    full_plan = plan_batch(arrangement, token_ids, device)
+    full_plan = plan_batch(arrangement, token_ids, device, _start_token(lm, arrangement))
     rows = torch.arange(R, device=device)
     plan: BatchPlan = full_plan
     reported = torch.zeros(U, dtype=torch.bool)  # host-side: units handed to on_unit_done
@@ -366,7 +371,7 @@ def predict(
         None
     ]  # (1,S,d)
     ids = list(token_ids) if token_ids is not None else [0] * n_tokens
-    plan = plan_batch(arrangement, [ids], lm.device)
+    plan = plan_batch(arrangement, [ids], lm.device, _start_token(lm, arrangement))
     ce_total = None
     if arrangement.autoregressive:
         prefix = vec.to(model.get_input_embeddings().weight.dtype)
