@@ -2,6 +2,7 @@
 start token in front, on the same texts and seeds, with the paper's recipe.
 
     python bench/start_token_verdict.py --lengths 8,16 --texts 2 --seeds 3 --max-steps 250
+    python bench/start_token_verdict.py --report --max-steps 250   # summarise what is stored
 
 Rows go to a result store (cached: a rerun or an interrupted run only computes what is missing);
 the summary (exact-match fraction, mean accuracy, position-0-only failures, steps) is printed and
@@ -45,7 +46,17 @@ def main() -> None:
         help="the document-boundary token expected from start_token_id; if the function returns "
         "another one (SmolLM2 before its fix), this one is used and the report says so",
     )
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="only summarise the rows already in --store (e.g. of an interrupted run); no training",
+    )
     args = ap.parse_args()
+    if args.report:
+        rows = ResultStore(args.store).rows()
+        rows = rows[rows.recipe_params.map(lambda p: p["max_steps"]) == args.max_steps]
+        print(summarize_tab1(rows).to_string(index=False))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     lm = load_model(args.model, device=args.device)

@@ -221,8 +221,8 @@ def plot_arrangements_accuracy_vs_length(summary: pd.DataFrame, title: str = "")
         style = "--" if str(name).startswith("bos+") else "-"
         ax.plot(x, y, style, color=f"C{i}", marker="o", ms=3, label=str(name))
         ax.fill_between(x, np.clip(y - s, 0, 1), np.clip(y + s, 0, 1), color=f"C{i}", alpha=0.12)
-        paper = PAPER_TAB1.get(str(name))
-        if paper:
+        paper = {n: v for n, v in PAPER_TAB1.get(str(name), {}).items() if n <= x.max()}
+        if paper:  # only within our lengths, so that the axis stays ours
             ax.scatter(list(paper), list(paper.values()), facecolors="none", edgecolors=f"C{i}")
     ax.scatter([], [], facecolors="none", edgecolors="k", label="paper (Llama-3.2-1B)")
     ax.set_xscale("log", base=2)
@@ -246,8 +246,8 @@ def plot_sharing_vs_group_size(summary: pd.DataFrame, title: str = ""):
         label = f"{share} shared, {agg} over seeds" if agg == "max" else f"{share} shared, avg"
         ax.plot(x, y, ls, color=f"C{i}", marker="o", ms=3, label=label)
         ax.fill_between(x, np.clip(y - s, 0, 1), np.clip(y + s, 0, 1), color=f"C{i}", alpha=0.1)
-        paper = PAPER_TAB2.get((share, agg))
-        if paper:
+        paper = {k: v for k, v in PAPER_TAB2.get((share, agg), {}).items() if k <= x.max()}
+        if paper:  # only within our group sizes, so that the axis stays ours
             ax.scatter(list(paper), list(paper.values()), facecolors="none", edgecolors=f"C{i}")
     ax.scatter([], [], facecolors="none", edgecolors="k", label="paper (256 tokens, 10 seeds)")
     ax.set_xscale("log", base=2)
