@@ -60,14 +60,22 @@ def plot_schematic(
             name = start_label if j == START else f"t{j + 1}"
         else:
             name = arr.slots[s]
-        colour = SLOT_COLOURS.get(name, "#7570b3")
+        is_start = s == TOKEN and lay.token_index[p] == START
+        colour = SLOT_COLOURS["<s>"] if is_start else SLOT_COLOURS.get(name, "#7570b3")
         ax.add_patch(
             FancyBboxPatch(
                 (p - 0.3, 0.15), 0.6, 0.55, boxstyle="round,pad=0.03", fc=colour, ec="k", alpha=0.9
             )
         )
         ax.text(
-            p, 0.42, name, ha="center", va="center", color="white", fontsize=small, weight="bold"
+            p,
+            0.42,
+            name,
+            ha="center",
+            va="center",
+            color="white",
+            fontsize=small if len(name) <= 4 else 6,  # e.g. <|endoftext|>
+            weight="bold",
         )
         ax.add_patch(FancyArrowPatch((p, 0.75), (p, 1.12), arrowstyle="-|>", mutation_scale=10))
         j = lay.target_index[p]
