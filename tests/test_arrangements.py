@@ -7,6 +7,8 @@ import torch
 from prototokens.engine.arrangements import (
     ARRANGEMENTS,
     DEFAULT_ARRANGEMENT,
+    START,
+    START_ARRANGEMENTS,
     TABLE1_ARRANGEMENTS,
     TOKEN,
     get_arrangement,
@@ -20,6 +22,9 @@ NAMES = list(ARRANGEMENTS) + ["ar-1", "ar-2"]
 def expected(name: str, n: int):
     """Independent statement of each arrangement: (input names per position, target per
     position)."""
+    if name.startswith("bos+"):  # the model's start token in front, its output unsupervised
+        inputs, targets = expected(name[4:], n)
+        return ["<s>"] + inputs, [-1] + targets
     if name == "e*N":
         return ["e"] * n, list(range(n))
     if name == "e*N/2+m*N/2":
@@ -39,6 +44,8 @@ def expected(name: str, n: int):
 
 
 def expected_length(name: str, n: int) -> int:
+    if name.startswith("bos+"):
+        return 1 + expected_length(name[4:], n)
     if name == "e+m*N":
         return n + 1
     if name.startswith("ar-"):
@@ -55,11 +62,13 @@ def test_layout(name, n):
     assert layout.length == arr.input_length(n) == expected_length(name, n) == len(inputs)
     assert len(layout.token_index) == len(layout.target_index) == layout.length
     got_inputs = [
-        arr.slots[s] if s != TOKEN else f"t{j}" for s, j in zip(layout.slot, layout.token_index)
+        arr.slots[s] if s != TOKEN else ("<s>" if j == START else f"t{j}")
+        for s, j in zip(layout.slot, layout.token_index)
     ]
     assert got_inputs == inputs
     for s, j in zip(layout.slot, layout.token_index):
-        assert (j >= 0) == (s == TOKEN)  # token_index only at TOKEN positions
+        assert (j >= 0 or j == START) == (s == TOKEN)  # token_index only at TOKEN positions
+    assert arr.needs_start_token == name.startswith("bos+")
     assert list(layout.target_index) == targets
     supervised = sorted(t for t in layout.target_index if t >= 0)
     assert supervised == list(range(n))  # every target predicted exactly once
@@ -79,11 +88,19 @@ def test_e_supervision(n):
     assert default.target_index[1] == 0  # first m predicts t_1
     eq1 = get_arrangement("e+m*(N-1)").build(n)
     assert eq1.slot[0] == 0 and eq1.target_index[0] == 0  # e predicts t_1
+    # behind the start token: the same two readings, shifted by one position
+    bos_default = get_arrangement("bos+e+m*N").build(n)
+    assert bos_default.slot[:2] == (TOKEN, 0) and bos_default.token_index[0] == START
+    assert bos_default.target_index[:3] == (-1, -1, 0)  # <s> and e unsupervised, first m -> t_1
+    bos_eq1 = get_arrangement("bos+e+m*(N-1)").build(n)
+    assert bos_eq1.slot[:2] == (TOKEN, 0) and bos_eq1.target_index[:2] == (-1, 0)  # e -> t_1
 
 
 def test_registry():
     assert DEFAULT_ARRANGEMENT == "e+m*N"
-    assert set(TABLE1_ARRANGEMENTS) == set(ARRANGEMENTS)
+    assert set(TABLE1_ARRANGEMENTS) | set(START_ARRANGEMENTS) == set(ARRANGEMENTS)
+    assert all(get_arrangement(a).needs_start_token for a in START_ARRANGEMENTS)
+    assert not any(get_arrangement(a).needs_start_token for a in TABLE1_ARRANGEMENTS)
     assert get_arrangement("e*N").slots == ("e",)
     assert get_arrangement("e+m*N").slots == ("e", "m")
     assert get_arrangement("ar-3").slots == ("mem0", "mem1", "mem2")
@@ -113,7 +130,7 @@ def test_plan_batch_indices(name):
     """The padded batch plan puts every target token at the flat position its layout names."""
     arr = get_arrangement(name)
     texts = [[5, 6, 7], [9], [11, 12, 13, 14, 15, 16, 17]]
-    plan = plan_batch(arr, texts)
+    plan = plan_batch(arr, texts, start_token=3)
     R, L = plan.shape
     assert R == 3 and L == max(arr.input_length(len(t)) for t in texts)
     assert plan.n_targets.tolist() == [3, 1, 7]
@@ -127,7 +144,14 @@ def test_plan_batch_indices(name):
         for p, (s, j) in enumerate(zip(layout.slot, layout.token_index)):
             assert plan.slot[r, p] == s
             if s == TOKEN:
-                assert plan.token[r, p] == ids[j]
+                assert plan.token[r, p] == (3 if j == START else ids[j])
         assert (plan.slot[r, layout.length :] == 0).all()  # right padding: slot 0
     sub = plan.subset(torch.tensor([2, 0]))
     assert sub.n_targets.tolist() == [7, 3]
+
+
+def test_start_token_required_when_the_layout_feeds_it():
+    with pytest.raises(ValueError, match=r"bos\+e\+m\*N.*start_token"):
+        plan_batch(get_arrangement("bos+e+m*N"), [[5, 6]])
+    plain = plan_batch(get_arrangement("e+m*N"), [[5, 6]])  # not needed: not asked for
+    assert not plain.has_tokens

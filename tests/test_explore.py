@@ -43,3 +43,21 @@ def test_explorer_reports_bad_input_in_the_widget(tiny_llama, tmp_path):
     _by_description(ui, "Train").click()  # nothing typed, nothing picked
     status = next(x for x in _walk(ui) if isinstance(x, w.HTML)).value
     assert "type a text" in status
+
+
+def test_arrangement_explorer_draws_layout_and_trains(tiny_llama, tmp_path):
+    from prototokens.harness.explore import arrangement_explorer
+
+    ids = tuple(tiny_llama.tokenizer("Call me Ishmael.", add_special_tokens=False)["input_ids"])
+    item = Text("t0", "custom", "custom", "Call me Ishmael.", ids)
+    ui = arrangement_explorer(
+        tiny_llama, [item], store=ResultStore(tmp_path), max_steps=4, num_tokens=3
+    )
+    # outside a kernel, Output widgets do not capture; a failing redraw would raise here
+    _by_description(ui, "arrangement").value = "bos+e+m*(N-1)"  # redraws, with the start token
+    _by_description(ui, "N").value = 2
+    _by_description(ui, "Train").click()
+    status = next(x for x in _walk(ui) if isinstance(x, w.HTML)).value
+    assert "after 4 steps" in status and "first wrong position" in status, status
+    row = next((tmp_path / "rows").glob("*.json")).read_text()
+    assert '"arrangement": "bos+e+m*(N-1)"' in row and '"num_tokens": 2' in row

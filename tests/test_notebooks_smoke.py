@@ -162,3 +162,23 @@ def test_06_geometry_smoke_shows_its_effects(smoke_outputs):
     conn = m["connectivity"]
     assert conn["n_pairs"] >= 1
     assert conn["bezier_mean_ce_nats"] < conn["line_mean_ce_nats"], conn
+
+
+@pytest.mark.smoke
+@pytest.mark.slow
+def test_04_arrangements_smoke_effects(smoke_outputs):
+    """04 under smoke (3 steps): training lowers the target's CE, the Table 1 rows cover every
+    arrangement and length, the start-token variant ran, and restarts never lower Table 2's
+    best-over-seeds accuracy below the mean."""
+    path = runner.notebook_folder() / "04_arrangements.ipynb"
+    metrics_file = smoke_outputs / "metrics" / "04_arrangements.json"
+    if not metrics_file.exists():  # run alone (e.g. -k 04): run the notebook here
+        assert runner.run_notebook(path, profile="smoke", output_dir=smoke_outputs, echo=False).ok
+    m = json.loads(metrics_file.read_text())
+    assert m["tab1_ce_reduced_fraction"] > 0.5  # measured 5/6 on CPU fp32
+    assert {k.split("@")[0] for k in m["tab1"]} == {"e*N", "e+m*(N-1)", "bos+e+m*N"}
+    assert {int(k.split("@")[1]) for k in m["tab1"]} == set(m["lengths"]) == {1, 2}
+    assert "bos+e+m*N" in m["eq1_variants"] and m["start_token"]
+    for key, v in m["tab2"].items():
+        if key.endswith("@max"):
+            assert v["mean_accuracy"] >= m["tab2"][key[: -len("max")] + "avg"]["mean_accuracy"]

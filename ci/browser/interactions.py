@@ -62,4 +62,20 @@ INTERACTIONS: dict[str, Explore] = {
             Screenshot("tau_1"),
         ),
     ),
+    # The arrangement layout view (prototokens.harness.explore.arrangement_explorer).
+    "04_arrangements": Explore(
+        steps=(
+            ExpectWidget("Train"),
+            ExpectImage("the input layout of the default arrangement", count=1),
+            Set("arrangement", "bos+e+m*(N-1)"),  # redraws the layout with the start token
+            Set("N", 2),
+            ExpectImage("the layout redrawn", count=1),
+            Screenshot("layout"),
+            Click("Train"),
+            ExpectText(r"after \d+ steps", "the final status line"),
+            ExpectElement("span[style*='background']", "coloured token spans", count=2),
+            ExpectWidget("Train", enabled=True),
+            Screenshot("after_train"),
+        ),
+    ),
 }

@@ -11,16 +11,27 @@ name               inputs Z                             L      output at positio
 ``(e,m)*N/2``      e, m, e, m, ...                      N      t_{p+1}
 ``e+m*(N-1)``      e, [m] x (N-1)       (paper Eq. 1)   N      t_{p+1}: e predicts t_1
 ``e+m*N``          e, [m] x N           (**default**)   N+1    e: nothing; the p-th m predicts t_p
+``bos+e+m*N``      <s>, e, [m] x N                      N+2    <s>, e: nothing; p-th m predicts t_p
+``bos+e+m*(N-1)``  <s>, e, [m] x (N-1)                  N+1    <s>: nothing; e predicts t_1
 ``ar-K``           mem_1..mem_K, t_1 .. t_{N-1}         K+N-1  mem_K predicts t_1; t_p, t_{p+1}
 =================  ==================================  =====  ===================================
+
+``<s>`` is the model's own document-boundary token (``engine.metrics.start_token_id``: BOS for
+Llama 3, ``<|endoftext|>`` for GPT-NeoX and SmolLM2), fed as its frozen embedding: a ``TOKEN``
+slot whose ``token_index`` is :data:`START`. Llama-style models use the first position as an
+attention sink; the prefixed variants give them a real one (the paper's models' tokenizers add
+BOS to ordinary text, so the paper's code may have had it). Notebook 04 measures both readings of
+Eq. 1 with and without it.
 
 Why ``e+m*N`` is the default. The paper's Eq. 1 lets the output at e predict t_1; its Table 1
 caption says that in the winning scheme e's output is "not guided" and t_1 is the target of the
 first m. On SmolLM2-135M the Eq. 1 reading leaves position 0 wrong (8 texts x 4 seeds stuck at
 31/32 tokens after 2000 GPU steps; at N=16 always exactly position 0), while with e's output
 unsupervised the same 16-token text is reconstructed in 80 steps. Eq. 1 stays available as
-``e+m*(N-1)``. ``ar-K`` is the autoregressive baseline of the predecessor (Kuratov et al.):
-K trained vectors in front of the teacher-forced text; unlike the predecessor, t_1 is predicted too.
+``e+m*(N-1)``. With the model's start token in front, Eq. 1 works too (``bos+e+m*(N-1)``: 12/12
+exact against 0/12 on SmolLM2 at N = 4 and 8; README, "Choices where the paper is ambiguous").
+``ar-K`` is the autoregressive baseline of the predecessor (Kuratov et al.): K trained vectors in
+front of the teacher-forced text; unlike the predecessor, t_1 is predicted too.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from typing import Callable
 import torch
 
 TOKEN = -1  # Layout.slot value: the input at this position is the embedding of a text token
+START = -2  # Layout.token_index value at a TOKEN slot: the model's start token, not a text token
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,8 @@ class Layout:
     """Per-position plan for one text of ``n_tokens`` targets; every field has length L.
 
     slot[p]          index into ``Arrangement.slots`` of the vector fed at p, or ``TOKEN``
-    token_index[p]   for ``TOKEN`` positions, which text token (0-based) is embedded at p; else -1
+    token_index[p]   for ``TOKEN`` positions, which text token (0-based) is embedded at p, or
+                     ``START`` for the model's start token; else -1
     target_index[p]  which text token (0-based) the output at p predicts; -1 = unsupervised
     """
 
@@ -83,6 +96,11 @@ class Arrangement:
     def input_length(self, n_tokens: int) -> int:
         return self.build(n_tokens).length
 
+    @property
+    def needs_start_token(self) -> bool:
+        """True when the layout feeds the model's start token (``START``) somewhere."""
+        return START in self.build(1).token_index
+
 
 def _shifted(slots: list[int]) -> Layout:
     """Position p predicts t_{p+1} (0-based target p): the plain next-token reading."""
@@ -92,6 +110,16 @@ def _shifted(slots: list[int]) -> Layout:
 
 def _e_unsupervised(n: int) -> Layout:
     return Layout((0,) + (1,) * n, (-1,) * (n + 1), (-1,) + tuple(range(n)))
+
+
+def _with_start(build: Callable[[int], Layout]) -> Callable[[int], Layout]:
+    """``build`` behind one more position 0 holding the model's start token (unsupervised)."""
+
+    def prefixed(n: int) -> Layout:
+        lay = build(n)
+        return Layout((TOKEN,) + lay.slot, (START,) + lay.token_index, (-1,) + lay.target_index)
+
+    return prefixed
 
 
 def _ar(k: int) -> Callable[[int], Layout]:
@@ -132,10 +160,23 @@ ARRANGEMENTS: dict[str, Arrangement] = {
             "default: e then N copies of m; e's output unsupervised, the first m predicts t_1",
             _e_unsupervised,
         ),
+        Arrangement(
+            "bos+e+m*N",
+            ("e", "m"),
+            "start token, e, then N copies of m; the p-th m predicts t_p",
+            _with_start(_e_unsupervised),
+        ),
+        Arrangement(
+            "bos+e+m*(N-1)",
+            ("e", "m"),
+            "start token, then Eq. 1: e predicts t_1, N-1 copies of m",
+            _with_start(lambda n: _shifted([0] + [1] * (n - 1))),
+        ),
     ]
 }
 DEFAULT_ARRANGEMENT = "e+m*N"
 TABLE1_ARRANGEMENTS = ("e*N", "e*N/2+m*N/2", "(e,m)*N/2", "e+m*(N-1)", "e+m*N")
+START_ARRANGEMENTS = ("bos+e+m*(N-1)", "bos+e+m*N")  # the two readings of Eq. 1 behind <s>
 _AR_RE = re.compile(r"^ar-(\d+)$")
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from prototokens.engine.arrangements import TOKEN, Arrangement
+from prototokens.engine.arrangements import START, TOKEN, Arrangement
 
 DEFAULT_CHUNK_ELEMENTS = 2**24  # logits per chunk on CPU (64 MiB in fp32)
 
@@ -71,12 +71,25 @@ def plan_batch(
     arrangement: Arrangement,
     token_ids: list[list[int]] | list[tuple[int, ...]],
     device: torch.device | str = "cpu",
+    start_token: int | None = None,
 ) -> BatchPlan:
-    """Build the index tensors for a batch of texts (lists of target token ids)."""
+    """Build the index tensors for a batch of texts (lists of target token ids).
+
+    ``start_token``: the id embedded where the layout asks for the model's start token (``START``;
+    the ``bos+`` arrangements), e.g. ``engine.metrics.start_token_id(tokenizer)``.
+    """
+    if start_token is None and arrangement.needs_start_token:
+        raise ValueError(
+            f"arrangement {arrangement.name!r} feeds the model's start token: pass "
+            "start_token=start_token_id(tokenizer) to plan_batch"
+        )
     parts = []
     for ids in token_ids:
         layout = arrangement.build(len(ids))
-        tok = [ids[i] if s == TOKEN else 0 for s, i in zip(layout.slot, layout.token_index)]
+        tok = [
+            (start_token if i == START else ids[i]) if s == TOKEN else 0
+            for s, i in zip(layout.slot, layout.token_index)
+        ]
         tgt = [(p, j, ids[j]) for p, j in enumerate(layout.target_index) if j >= 0]
         parts.append((layout.slot, tok, tgt, len(ids)))
     return plan_from_parts(parts, device)

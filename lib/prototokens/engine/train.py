@@ -38,7 +38,7 @@ from prototokens.engine.forward import (
     target_argmax,
     target_ce,
 )
-from prototokens.engine.metrics import THRESHOLDS, token_metrics
+from prototokens.engine.metrics import THRESHOLDS, start_token_id, token_metrics
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.identity import stable_seed, text_fingerprint
@@ -128,6 +128,11 @@ class _Slots:
             n: src[idx[row]].detach().float().cpu().clone()
             for n, src, idx in zip(self.names, source, self.row_to_param)
         }
+
+
+def _start_token(lm, arrangement: Arrangement) -> int | None:
+    """The model's start token id when ``arrangement`` feeds it (the ``bos+`` ones), else None."""
+    return start_token_id(lm.tokenizer) if arrangement.needs_start_token else None
 
 
 def _check_inputs(lm, token_ids, arrangement: Arrangement):
@@ -220,7 +225,7 @@ def optimize(
     loss_curve = torch.full((R, T1), float("nan"), device=device)
     acc_curve = torch.full((R, T1), float("nan"), device=device)
     steps_to = {thr: torch.full((R,), -1, dtype=torch.long, device=device) for thr in THRESHOLDS}
-    full_plan = plan_batch(arrangement, token_ids, device)
+    full_plan = plan_batch(arrangement, token_ids, device, _start_token(lm, arrangement))
     rows = torch.arange(R, device=device)
     plan: BatchPlan = full_plan
     reported = torch.zeros(U, dtype=torch.bool)  # host-side: units handed to on_unit_done
@@ -372,7 +377,7 @@ def predict(
         None
     ]  # (1,S,d)
     ids = list(token_ids) if token_ids is not None else [0] * n_tokens
-    plan = plan_batch(arrangement, [ids], lm.device)
+    plan = plan_batch(arrangement, [ids], lm.device, _start_token(lm, arrangement))
     ce_total = None
     if arrangement.autoregressive:
         prefix = vec.to(model.get_input_embeddings().weight.dtype)

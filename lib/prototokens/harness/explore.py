@@ -1,4 +1,4 @@
-"""The reconstruction explorer (ipywidgets), used in the Explore section of notebook 02.
+"""The explorers (ipywidgets) of the Explore sections: reconstruction (02), arrangements (04).
 
 Pick a text (or type one), a length, an arrangement and a recipe; train with a live progress bar;
 see the reconstruction coloured token by token, the curves, and the decoded text of the one
@@ -136,4 +136,90 @@ def reconstruction_explorer(
             w.HBox([bar, status]),
             out,
         ]
+    )
+
+
+def arrangement_explorer(
+    lm,
+    texts: Sequence[Text],
+    store: ResultStore | None = None,
+    recipe: str = "paper",
+    max_steps: int = 300,
+    num_tokens: int = 8,
+):
+    """Notebook 04's Explore widget: pick an arrangement and a length; the input layout is drawn
+    at once (which vector at which position, which output predicts which token of the chosen
+    text); Train reconstructs that prefix with ``reconstruct`` (same cache as the batch cells)
+    and shows the one-pass decoding token by token."""
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML, display
+
+    from prototokens.engine.metrics import start_token_id
+    from prototokens.harness.plots import plot_schematic
+    from prototokens.inputs.data.base import prefix
+
+    if not texts:
+        raise ValueError("arrangement_explorer needs at least one text")
+    store = store or ResultStore()
+    pick = w.Dropdown(options=[(f"{t.text_id}: {t.text[:50]!r}", t) for t in texts], value=texts[0])
+    arrangement = w.Dropdown(
+        options=list(ARRANGEMENTS), value=DEFAULT_ARRANGEMENT, description="arrangement"
+    )
+    longest = min(len(t.token_ids) for t in texts)
+    length = w.IntSlider(value=min(num_tokens, longest), min=1, max=longest, description="N")
+    seed = w.IntText(value=0, description="seed")
+    run = w.Button(description="Train", button_style="primary", icon="play")
+    status = w.HTML()
+    layout_out, result_out = w.Output(), w.Output()
+    start = lm.tokenizer.convert_ids_to_tokens([start_token_id(lm.tokenizer)])[0]
+
+    def item() -> Text:
+        return prefix(pick.value, int(length.value), lm.tokenizer)
+
+    def draw(_=None):
+        layout_out.clear_output(wait=True)
+        result_out.clear_output()
+        t = item()
+        labels = [lm.tokenizer.decode([i]) for i in t.token_ids]
+        with layout_out, plt.ioff():
+            fig = plot_schematic(
+                arrangement.value, len(labels), target_labels=labels, start_label=start
+            )
+            display(fig)
+            plt.close(fig)
+
+    def on_click(_):
+        run.disabled = True
+        result_out.clear_output()
+        try:
+            t = item()
+            rec = RECIPES[recipe].with_(max_steps=max_steps)
+            status.value = f"training {arrangement.value} on {len(t.token_ids)} tokens…"
+            row = reconstruct(
+                lm,
+                [t],
+                arrangement=arrangement.value,
+                recipe=rec,
+                seeds=[int(seed.value)],
+                store=store,
+                progress=lambda p: setattr(status, "value", f"step {p.step}/{p.max_steps}"),
+            ).iloc[0]
+            status.value = (
+                f"<b>{row['status']}</b> after {row['steps']} steps · accuracy "
+                f"{row['accuracy']:.3f} · first wrong position {row['first_wrong']}"
+            )
+            with result_out:
+                display(HTML(reconstruction_html(lm.tokenizer, row["predicted_ids"], t.token_ids)))
+        except Exception as exc:  # shown in the widget, not raised into the event loop
+            status.value = f"<span style='color:#b00'>{type(exc).__name__}: {exc}</span>"
+        finally:
+            run.disabled = False
+
+    for control in (pick, arrangement, length):
+        control.observe(draw, names="value")
+    run.on_click(on_click)
+    draw()
+    return w.VBox(
+        [pick, w.HBox([arrangement, length]), w.HBox([seed, run, status]), layout_out, result_out]
     )

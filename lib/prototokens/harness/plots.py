@@ -13,20 +13,30 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from prototokens.engine.arrangements import TOKEN, get_arrangement
+from prototokens.engine.arrangements import START, TOKEN, get_arrangement
 
-SLOT_COLOURS = {"e": "#d95f02", "m": "#1b9e77"}
+SLOT_COLOURS = {"e": "#d95f02", "m": "#1b9e77", "<s>": "#666666"}
 
 
-def plot_schematic(arrangement: str = "e+m*N", num_tokens: int = 6, title: str | None = None):
+def plot_schematic(
+    arrangement: str = "e+m*N",
+    num_tokens: int = 6,
+    title: str | None = None,
+    target_labels: Sequence[str] | None = None,
+    start_label: str = "<s>",
+):
     """Paper Fig. 2: trained vectors -> frozen LLM -> the whole text in one forward pass.
 
-    Drawn from the arrangement's own :class:`Layout`, so the picture is the engine's indexing.
+    Drawn from the arrangement's own :class:`Layout`, so the picture is the engine's indexing:
+    which vector sits at each input position (``start_label`` for the model's start token of the
+    ``bos+`` arrangements) and which target token each output predicts (``t1``.. or, given
+    ``target_labels``, e.g. the decoded tokens of a text; "—" = unsupervised).
     """
     arr = get_arrangement(arrangement)
     lay = arr.build(num_tokens)
     L = lay.length
-    fig, ax = plt.subplots(figsize=(1.1 * L + 1.5, 3.2))
+    small = 8 if L > 14 else 11  # font size: long layouts are drawn narrower per position
+    fig, ax = plt.subplots(figsize=(min(1.1 * L + 1.5, 18), 3.2))
     ax.set_xlim(-0.8, L + 0.2)
     ax.set_ylim(-0.2, 3.3)
     ax.axis("off")
@@ -45,25 +55,40 @@ def plot_schematic(arrangement: str = "e+m*N", num_tokens: int = 6, title: str |
     )
     for p in range(L):
         s = lay.slot[p]
-        name = "t" + str(lay.token_index[p] + 1) if s == TOKEN else arr.slots[s]
-        colour = SLOT_COLOURS.get(name, "#7570b3")
+        if s == TOKEN:
+            j = lay.token_index[p]
+            name = start_label if j == START else f"t{j + 1}"
+        else:
+            name = arr.slots[s]
+        is_start = s == TOKEN and lay.token_index[p] == START
+        colour = SLOT_COLOURS["<s>"] if is_start else SLOT_COLOURS.get(name, "#7570b3")
         ax.add_patch(
             FancyBboxPatch(
                 (p - 0.3, 0.15), 0.6, 0.55, boxstyle="round,pad=0.03", fc=colour, ec="k", alpha=0.9
             )
         )
-        ax.text(p, 0.42, name, ha="center", va="center", color="white", fontsize=11, weight="bold")
+        ax.text(
+            p,
+            0.42,
+            name,
+            ha="center",
+            va="center",
+            color="white",
+            fontsize=small if len(name) <= 4 else 6,  # e.g. <|endoftext|>
+            weight="bold",
+        )
         ax.add_patch(FancyArrowPatch((p, 0.75), (p, 1.12), arrowstyle="-|>", mutation_scale=10))
         j = lay.target_index[p]
         ax.add_patch(FancyArrowPatch((p, 1.98), (p, 2.35), arrowstyle="-|>", mutation_scale=10))
-        label = f"t{j + 1}" if j >= 0 else "—"
+        label = (target_labels[j] if target_labels else f"t{j + 1}") if j >= 0 else "—"
         ax.text(
             p,
             2.6,
             label,
             ha="center",
             va="center",
-            fontsize=11,
+            fontsize=small,
+            rotation=45 if target_labels and j >= 0 else 0,
             color="k" if j >= 0 else "#999",
             style="normal" if j >= 0 else "italic",
         )
