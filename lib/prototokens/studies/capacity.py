@@ -326,16 +326,31 @@ def run_capacity(
 ) -> pd.DataFrame:
     """Capacity search for one model: every source x sharing setting (``None``: m per text,
     ``"m"``: one m shared by all texts of a source at each length). Returns the attempt rows of
-    all searches (:func:`search_capacity`); :func:`capacity_per_text` summarises them. Loading
+    all searches (:func:`search_capacity`); :func:`capacity_per_text` summarises them. ``bisect``
+    applies to the per-text setting only. Loading
     and releasing the model between models is the caller's job (notebook 05)."""
+    bisect = search_kwargs.pop("bisect", False)
     frames = []
-    for source, texts in texts_by_source.items():
-        if not texts:
-            continue
-        for share in settings:
+    for share in settings:
+        # without sharing, texts of all sources search side by side (bigger batches); a shared
+        # m is one group per source
+        batches = (
+            [[t for ts in texts_by_source.values() for t in ts]]
+            if share is None
+            else [list(ts) for ts in texts_by_source.values()]
+        )
+        for texts in batches:
+            if not texts:
+                continue
             frames.append(
                 search_capacity(
-                    lm, texts, mode=mode, arrangement=arrangement, share=share, **search_kwargs
+                    lm,
+                    texts,
+                    mode=mode,
+                    arrangement=arrangement,
+                    share=share,
+                    bisect=bisect and share is None,
+                    **search_kwargs,
                 )
             )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
