@@ -8,7 +8,8 @@ module           notebook
 ``optimization`` 02_optimization: result columns, curves, the recipe comparison
 ``summaries``    aggregations shared by several notebooks (recipe ranking, mean ± std)
 ``arrangements`` 04_arrangements: Tables 1 and 2
-``capacity``     03_metrics (and 05): grid and progressive capacity search
+``capacity``     03_metrics (and 05): grid and progressive capacity search; with
+                 ``capacity_tables`` (Table 3, claims) and ``capacity_plots`` (Figs 1, 3)
 ``geometry``     06_bezier_geometry: locality and Bezier connectivity
 ``timing``       07_throughput: one forward pass against autoregressive decoding
 ===============  =====================================================================
