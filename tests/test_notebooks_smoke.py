@@ -182,3 +182,20 @@ def test_04_arrangements_smoke_effects(smoke_outputs):
     for key, v in m["tab2"].items():
         if key.endswith("@max"):
             assert v["mean_accuracy"] >= m["tab2"][key[: -len("max")] + "avg"]["mean_accuracy"]
+
+
+@pytest.mark.smoke
+@pytest.mark.slow
+def test_03_metrics_smoke_searches_and_warm_starts(smoke_outputs):
+    """03 under the smoke profile: both settings searched, the progressive search warm-started
+    every length after the first, the sweep cut at the profile's lengths, claims answered."""
+    path = smoke_outputs / "metrics" / "03_metrics.json"
+    if not path.exists():  # run alone (-k): run the notebook here
+        nb = runner.find_notebook("03")
+        assert runner.run_notebook(nb, profile="smoke", output_dir=smoke_outputs, echo=False).ok
+    m = json.loads(path.read_text())
+    assert {"random/per-text", "random/shared m"} <= set(m["capacity"])
+    assert m["lengths"] == [4, 5] and m["lengths_tried_max"] <= 2
+    assert m["progressive_warm_started_fraction"] == pytest.approx(0.5)  # lengths 4 (fresh), 5
+    assert len(m["claims"]) == 3
+    assert all(v in ("holds", "does not hold", "not measurable here") for v in m["claims"].values())

@@ -78,12 +78,16 @@ def reconstruct(
     batch_size: int = 16,
     force: bool = False,
     progress: bool | Callable[[Progress], None] = True,
+    init_from: dict[tuple[int, int], str] | None = None,
 ) -> pd.DataFrame:
     """Train (or load from the cache) proto-tokens for every (text, seed); one row per pair.
 
     ``share``: None, ``"m"`` or ``"e"``; rows of one seed are split into groups of
     ``group_size`` consecutive texts that share that vector (paper Table 2). Groups are never
     split across batches. ``batch_size``: rows per forward pass.
+    ``init_from``: ``{(text index, seed): cache_key}`` of stored rows to warm-start from (their
+    vectors and optimiser state, :func:`warm_start_of`); the source key is part of the new row's
+    key. Used by the progressive capacity search (:mod:`prototokens.studies.capacity`).
     """
     arrangement = get_arrangement(arrangement)
     recipe = get_recipe(recipe)
@@ -98,9 +102,12 @@ def reconstruct(
         members.setdefault(g, []).append(fingerprints[t])
 
     identity = model_identity(lm)
+    init_from = dict(init_from or {})
 
     def key_for(ti, seed, gid):
+        warm = {"init_from": init_from[(ti, seed)]} if (ti, seed) in init_from else {}
         return cache_key(
+            **warm,
             **identity,
             arrangement=arrangement.name,
             tokens=fingerprints[ti],
@@ -115,7 +122,18 @@ def reconstruct(
     missing = [i for i, k in enumerate(keys) if force or not store.has(k)]
     if missing:
         _run_missing(
-            lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress
+            lm,
+            items,
+            plan,
+            keys,
+            missing,
+            store,
+            arrangement,
+            recipe,
+            share,
+            batch_size,
+            progress,
+            init_from,
         )
     return pd.DataFrame.from_records([store.get(k) for k in keys])
 
@@ -150,7 +168,18 @@ def _batches(missing: list[int], plan, batch_size: int) -> list[list[int]]:
 
 
 def _run_missing(
-    lm, items, plan, keys, missing, store, arrangement, recipe, share, batch_size, progress
+    lm,
+    items,
+    plan,
+    keys,
+    missing,
+    store,
+    arrangement,
+    recipe,
+    share,
+    batch_size,
+    progress,
+    init_from,
 ):
     cap = theoretical_capacity(lm.d_model, lm.vocab_size)
     needed = sorted({plan[i][0] for i in missing})
@@ -185,13 +214,18 @@ def _run_missing(
                 tensors = {f"vec.{n}": v for n, v in res.vectors.items()}
                 tensors["loss_curve"] = torch.as_tensor(res.loss_curve)
                 tensors["accuracy_curve"] = torch.as_tensor(res.accuracy_curve)
+                for slot, st in res.opt_state.items():
+                    tensors.update({f"opt.{slot}.{k}": v.reshape(-1) for k, v in st.items()})
                 store.put(keys[i], row, tensors)
             if bar is not None:
                 bar.update(len(results))
 
+        warm = [warm_start_of(store, init_from.get(plan[i][:2])) for i in batch]
         optimize(
             lm,
             [items[plan[i][0]].token_ids for i in batch],
+            init_vectors=[w[0] for w in warm] if init_from else None,
+            init_state=[w[1] for w in warm] if init_from else None,
             arrangement=arrangement,
             recipe=recipe,
             seeds=[plan[i][1] for i in batch],
@@ -257,6 +291,24 @@ def _row(
     if res.diverged:  # never a success, whatever the last finite accuracy was
         row["exact_match"] = False
     return row
+
+
+def warm_start_of(store: ResultStore, key: str | None):
+    """(vectors, optimiser state) of a stored row for ``optimize(init_vectors=, init_state=)``;
+    (None, None) for no key. The vectors are the row's solution (its best), the state the
+    optimiser's moments and step count at its stop."""
+    if key is None:
+        return None, None
+    t = store.tensors(key)
+    vectors = {k[4:]: v for k, v in t.items() if k.startswith("vec.")}
+    state: dict[str, dict] = {}
+    for k, v in t.items():
+        if k.startswith("opt."):
+            _, slot, name = k.split(".")
+            state.setdefault(slot, {})[name] = v if name != "step" else v.reshape(())
+    if set(state) != set(vectors):
+        raise KeyError(f"row {key} has no optimiser state to warm-start from (stored before it)")
+    return vectors, state
 
 
 def _result(tensors: dict[str, torch.Tensor]) -> dict:

@@ -64,6 +64,9 @@ class RowResult:
     wall_time_s: float  # from the start of the batch to this unit's stop
     predicted_ids: tuple[int, ...] = ()  # one-forward greedy decoding at deployment shape
     metrics: dict = field(default_factory=dict)  # token metrics at deployment shape + CE
+    # slot -> {"param": final (d,), "exp_avg": (d,), "exp_avg_sq": (d,), "step": ()} at the stop;
+    # what a warm start (``optimize(init_vectors=, init_state=)``) continues from
+    opt_state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def status(self) -> str:
@@ -123,6 +126,40 @@ class _Slots:
         """(len(rows), S, d) vectors of the given rows, differentiable."""
         return torch.stack([p[idx[rows]] for p, idx in zip(self.params, self.row_to_param)], dim=1)
 
+    def warm_start(self, opt, init_vectors, init_state) -> None:
+        """Overwrite the random init (and the optimiser's zero state) of rows that have a warm
+        start; a shared parameter row takes the values of its first member row."""
+        done: set[tuple[int, int]] = set()
+        for r in range(len(self.units)):
+            vecs = init_vectors[r] if init_vectors else None
+            state = init_state[r] if init_state else None
+            for i, name in enumerate(self.names):
+                p = int(self.row_to_param[i][r])
+                if (i, p) in done or (vecs is None and state is None):
+                    continue
+                done.add((i, p))
+                with torch.no_grad():
+                    if vecs is not None:
+                        self.params[i][p] = vecs[name].to(self.params[i])
+                    if state is not None:
+                        st = state[name]
+                        opt.exp_avg[i][p] = st["exp_avg"].to(self.params[i])
+                        opt.exp_avg_sq[i][p] = st["exp_avg_sq"].to(self.params[i])
+                        opt.steps[i][p] = float(st["step"])
+
+    def row_state(self, opt, row: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Final vectors and optimiser state of one row (for a later warm start)."""
+        out = {}
+        for i, name in enumerate(self.names):
+            p = self.row_to_param[i][row]
+            out[name] = {
+                "param": self.params[i][p].detach().float().cpu().clone(),
+                "exp_avg": opt.exp_avg[i][p].float().cpu().clone(),
+                "exp_avg_sq": opt.exp_avg_sq[i][p].float().cpu().clone(),
+                "step": opt.steps[i][p].float().cpu().clone(),
+            }
+        return out
+
     def row_vectors(self, source: list[torch.Tensor], row: int) -> dict[str, torch.Tensor]:
         return {
             n: src[idx[row]].detach().float().cpu().clone()
@@ -169,6 +206,8 @@ def optimize(
     progress: Callable[[Progress], None] | None = None,
     on_unit_done: Callable[[list[RowResult]], None] | None = None,
     compiled: bool | str = False,
+    init_vectors: Sequence[dict[str, torch.Tensor] | None] | None = None,
+    init_state: Sequence[dict[str, dict[str, torch.Tensor]] | None] | None = None,
 ) -> list[RowResult]:
     """Train proto-tokens for every row of ``token_ids`` in one batch; returns one result per row.
 
@@ -183,6 +222,9 @@ def optimize(
     ``compiled``: False (eager), True/"auto", "graph", "compile" or "eager": forward + backward
     at a fixed shape (rows frozen by mask, never removed; length padded to a bucket), captured as
     a CUDA graph or compiled; see :mod:`prototokens.engine.graphed`. Same vectors up to rounding.
+    ``init_vectors`` / ``init_state`` (one entry per row, None = fresh): warm start from a
+    previous solution, ``{slot: (d,) tensor}`` and ``{slot: {"exp_avg", "exp_avg_sq", "step"}}``
+    (a :attr:`RowResult.opt_state`); used by the progressive capacity search.
     """
     arrangement = get_arrangement(arrangement)
     recipe = get_recipe(recipe)
@@ -211,6 +253,11 @@ def optimize(
         arrangement, token_ids, seeds, groups, share, recipe, lm.d_model, init_std, device
     )
     opt = MaskedAdamW(slots.params, recipe.betas, recipe.weight_decay, recipe.eps)
+    for name, given in (("init_vectors", init_vectors), ("init_state", init_state)):
+        if given is not None and len(given) != R:
+            raise ValueError(f"got {len(given)} {name} entries for {R} texts")
+    if init_vectors is not None or init_state is not None:
+        slots.warm_start(opt, init_vectors, init_state)
     best = [p.detach().clone() for p in slots.params]
 
     units = slots.units  # (R,) unit id per row
@@ -268,6 +315,7 @@ def optimize(
                     for thr, v in ((thr, st[thr][k]) for thr in THRESHOLDS)
                 },
                 wall_time_s=float(unit_time[u]),
+                opt_state=slots.row_state(opt, r),
             )
             evaluate_row(lm, arrangement, res, chunk_elements)
             results[r] = res

@@ -7,8 +7,10 @@ module               notebook
 ``setup``            01_setup: environment table and the sanity forward pass
 ``optimization``     02_optimization: result columns, curves, the recipe comparison
 ``summaries``        aggregations shared by several notebooks (recipe ranking, mean ± std)
-``arrangements``     04_arrangements: Tables 1 and 2
 ``capacity``         03_metrics (and 05): grid and progressive capacity search
+``capacity_tables``  03_metrics: Table 3, grid against progressive, the claims' verdicts
+``capacity_plots``   03_metrics: Fig. 1, Fig. 3, accuracy against prefix length
+``arrangements``     04_arrangements: Tables 1 and 2
 ``families``         05_model_families: the model sweep, family table, claims
 ``paper_tables``     the paper's published numbers, shown beside ours (never computed on)
 ``geometry``         06_bezier_geometry: distances, pairs, locality tests, text-similarity control
