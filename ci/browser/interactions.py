@@ -78,4 +78,23 @@ INTERACTIONS: dict[str, Explore] = {
             Screenshot("after_train"),
         ),
     ),
+    # Capacity per text: accuracy against prefix length and the reconstruction at each length.
+    "03_metrics": Explore(
+        steps=(
+            ExpectWidget("text"),
+            ExpectImage("accuracy against prefix length", count=1),
+            ExpectText(r"N=\d+ seed \d+: accuracy", "the reconstructions per length"),
+            ExpectElement("span[style*='background']", "coloured token spans", count=4),
+            Screenshot("first_text"),
+        ),
+    ),
+    # Per-text capacities of one loaded model and source.
+    "05_model_families": Explore(
+        steps=(
+            ExpectWidget("model"),
+            ExpectWidget("source"),
+            ExpectText(r"per-text", "the per-text capacity table"),
+            Screenshot("table"),
+        ),
+    ),
 }

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from prototokens.studies.capacity_tables import PAPER_FIG1, paper_model
+from prototokens.studies.paper_tables import PAPER_FIG1, paper_model
 
 MARKERS = {"pg19": "o", "fanfics": "s", "random": "^", "pg19_gen": "D"}
 

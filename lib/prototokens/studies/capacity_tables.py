@@ -14,67 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# Paper Table 3 (v2): (model, dataset, share m) -> (C_tokens, H_LM mean, H_LM std); H_LM in nats
-# as far as the paper's units can be told (see paper.md Section 4).
-_T3 = {
-    "random": {
-        False: [(90, 507.5, 105.9), (92, 377.1, 133.1), (90, 470.7, 103.1),
-                (256, 1551.3, 159.5), (362, 2193.4, 190.2), (512, 2974.4, 298.3)],
-        True: [(45, 247.9, 32.0), (22, 91.1, 30.8), (45, 231.0, 37.9),
-               (181, 947.7, 155.0), (256, 1292.2, 217.4), (256, 1309.4, 234.6)],
-    },
-    "fanfics": {
-        False: [(128, 358.9, 73.3), (128, 395.4, 97.8), (131, 261.0, 56.4),
-                (362, 1107.6, 129.1), (512, 1408.4, 179.5), (724, 1763.3, 280.2)],
-        True: [(45, 145.0, 26.2), (45, 82.3, 28.1), (45, 147.9, 29.7),
-               (181, 576.4, 90.4), (288, 835.9, 121.7), (362, 1112.8, 168.6)],
-    },
-    "pg19": {
-        False: [(128, 388.4, 66.4), (167, 408.8, 96.3), (128, 298.4, 77.4),
-                (362, 993.8, 183.4), (512, 1346.0, 218.4), (724, 1659.8, 344.5)],
-        True: [(45, 156.0, 33.9), (32, 88.1, 30.3), (64, 156.0, 30.2),
-               (181, 456.5, 56.5), (256, 826.1, 117.6), (362, 832.3, 171.0)],
-    },
-    "pg19_gen": {
-        False: [(128, 354.1, 72.0), (181, 379.2, 82.6), (128, 277.6, 71.3),
-                (362, 927.3, 103.4), (512, 1266.6, 125.9), (724, 1653.1, 211.4)],
-        True: [(45, 153.0, 17.8), (32, 106.9, 38.5), (64, 197.1, 39.3),
-               (181, 478.7, 85.7), (362, 788.6, 130.8), (362, 771.7, 143.0)],
-    },
-}  # fmt: skip
-PAPER_MODELS = (
-    "EleutherAI/pythia-160m",
-    "EleutherAI/pythia-410m",
-    "EleutherAI/pythia-1.4b",
-    "meta-llama/Llama-3.2-1B",
-    "meta-llama/Llama-3.2-3B",
-    "meta-llama/Llama-3.1-8B",
-)
-PAPER_TABLE3 = pd.DataFrame(
-    [
-        {
-            "model": m,
-            "source": src,
-            "setting": "shared m" if share else "per-text",
-            "paper_c_tokens": c,
-            "paper_h_lm_mean": h,
-            "paper_h_lm_std": s,
-        }
-        for src, by_share in _T3.items()
-        for share, vals in by_share.items()
-        for m, (c, h, s) in zip(PAPER_MODELS, vals)
-    ]
-)
-PAPER_FIG1 = dict(zip(PAPER_MODELS, (128, 181, 131, 362, 512, 724)))  # best over datasets
-
-
-def paper_model(name: str) -> str | None:
-    """The paper's model id matching ``name`` (case-insensitive, with or without the org)."""
-    low = name.lower().rstrip("/")
-    for m in PAPER_MODELS:
-        if low == m.lower() or low == m.split("/")[1].lower() or low.endswith("/" + m.lower()):
-            return m
-    return None
+from prototokens.studies.paper_tables import PAPER_TABLE3, paper_model
 
 
 def table3(per_text: pd.DataFrame) -> pd.DataFrame:
