@@ -52,7 +52,7 @@ def _runner_cmd(nb: str, profile: str, out: Path, timeout_s: float) -> list[str]
 
 
 def profile_timeout(profile: str) -> float:
-    from prototokens.harness.runner import TIMEOUTS
+    from prototokens.harness.process import TIMEOUTS
 
     return float(TIMEOUTS.get(profile, TIMEOUTS["default"])[1])
 
