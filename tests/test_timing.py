@@ -71,6 +71,35 @@ def test_both_baselines_give_the_greedy_tokens(tiny_lm, n):
     assert torch.equal(dec(prefix), ref)  # a reused decoder resets its cache
 
 
+class _EagerGraph:
+    """Stands in for a CUDA graph on the CPU: a replay is one more eager step."""
+
+    def __init__(self, dec):
+        self.dec = dec
+
+    def replay(self):
+        self.dec.out_tok = self.dec._step()
+
+
+def test_graph_path_rewinds_the_cache_after_warm_up_and_capture(tiny_lm):
+    """The graph path's warm-up and capture run three extra forwards, each advancing the static
+    cache's write counter; the decoder must rewind it, else the replays write past the cache
+    (the H200 failure: index_copy_ out of bounds) or attend to duplicated keys."""
+    n = 9
+    prefix = _diverse_prefix(tiny_lm)
+    ref = timing.reference_greedy(tiny_lm, prefix, n)
+    dec = timing.StaticDecoder(tiny_lm, 3, 2, n)
+    dec.mode = "graph"  # take the graph branch of __call__ with an eager stand-in for the graph
+
+    def capture():
+        for _ in range(3):  # two warm-ups and the captured forward, as in _capture
+            dec._step()
+        dec.graph = _EagerGraph(dec)
+
+    dec._capture = capture
+    assert torch.equal(dec(prefix), ref)
+
+
 def test_baselines_do_not_stop_at_end_of_text(tiny_neox):
     # make the end-of-text token (id 0) the likeliest: generate must go on, not stop or mask it
     with torch.no_grad():

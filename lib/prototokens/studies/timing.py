@@ -212,6 +212,22 @@ class StaticDecoder:
         )
         return out.logits[:, -1].argmax(-1)  # (B,)
 
+    def _rewind(self, length: int) -> None:
+        """Set every cache layer's write counter to ``length``, in place.
+
+        transformers' static cache layers write at their own running counter
+        (``cumulative_length``, a device tensor advanced by every forward), not at the
+        ``cache_position`` passed in. The warm-up and capture forwards of :meth:`_capture` advance
+        it three times; without this rewind the replays write past ``max_cache_len`` (seen on the
+        H200: ``index_copy_(): index out of bounds``) and attend to the duplicated warm-up keys.
+        In place, so the captured graph keeps the same tensor."""
+        for layer in getattr(self.cache, "layers", ()):
+            counter = getattr(layer, "cumulative_length", None)
+            if isinstance(counter, torch.Tensor):
+                counter.fill_(length)
+            elif isinstance(counter, int):
+                layer.cumulative_length = length
+
     def _capture(self) -> None:
         s = torch.cuda.Stream(self.device)
         s.wait_stream(torch.cuda.current_stream(self.device))
@@ -246,7 +262,8 @@ class StaticDecoder:
         if self.n > 1 and self.mode == "graph" and self.graph is None:
             self.tok.copy_(toks[:, :1])
             self.pos.fill_(self.K)
-            self._capture()  # the warm-up wrote position K with the right token: harmless
+            self._capture()
+            self._rewind(self.K)  # the warm-up and capture advanced the cache's write counter
         for i in range(1, self.n):
             self.tok.copy_(toks[:, i - 1 : i])
             self.pos.fill_(self.K + i - 1)
