@@ -54,7 +54,7 @@ INTERACTIONS: dict[str, Explore] = {
     "06_bezier_geometry": Explore(
         steps=(
             ExpectWidget("τ"),
-            ExpectText(r"target.*line.*curve", "the three texts at tau = 0.5"),
+            ExpectText(r"curve", "the texts on the line and the curve at tau = 0.5"),
             Set("τ", 0.0),  # an endpoint: the line and the curve decode the same point p1
             ExpectText(r"line", "the texts redrawn at tau = 0"),
             Screenshot("tau_0"),
