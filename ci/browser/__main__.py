@@ -132,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    python = args.python
-    jupyter = args.jupyter or str(Path(python).parent / "jupyter")
+    # absolute (not resolved: the venv's python is a link out of the venv): the kernel and
+    # JupyterLab start in other working directories
+    python = str(Path(args.python).absolute())
+    jupyter = str(Path(args.jupyter or Path(python).parent / "jupyter").absolute())
     shots = Path(args.out)
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
@@ -195,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
                 lab.shutdown_kernels()
             for name, copy in copies.items():
                 t = time.time()
+                if INTERACTIONS[name].pending:
+                    log(f"{name}: PENDING, not checked: {INTERACTIONS[name].pending}")
+                    summary["notebooks"][name] = {"pending": INTERACTIONS[name].pending}
+                    continue
                 log(f"{name}: Run All Cells, then {len(INTERACTIONS[name].steps)} steps")
                 try:
                     timings = check_notebook(browser, lab, name, copy, INTERACTIONS[name], shots)

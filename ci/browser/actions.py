@@ -116,6 +116,10 @@ class Explore:
     params: dict = field(default_factory=dict)
     errors: str = DEFAULT_ERRORS  # regex: widget text that means a callback failed
     run_timeout: float = 600.0  # seconds for Run All Cells (batch cells + building the widgets)
+    # Non-empty: the steps are declared but not run yet, for this reason (printed, and written to
+    # summary.json as "pending"); the check passes over it. Only for widgets still being brought
+    # up in the browser: a pending entry is reported on every run, never silently.
+    pending: str = ""
 
 
 class TableError(ValueError):

@@ -25,14 +25,14 @@ INTERACTIONS: dict[str, Explore] = {
         params={"recipes": ["paper"]},  # one recipe in the batch cells: Run All in fewer seconds
         steps=(
             ExpectWidget("Train"),
-            Set("tokens", 6),  # slider; 6 != the smoke num_tokens (4): proves it reached Python
+            Set("tokens", 3),  # slider; 3 < the smoke num_tokens (4): proves it reached Python
             Set("arrangement", "e*N"),  # dropdown: pick an arrangement
             Set("max steps", 12),  # != the batch max_steps, so Train really trains (no cache hit)
             Screenshot("before_train"),
             Click("Train"),
             ExpectText(r"after \d+ steps", "the final status line 'converged/... after N steps'"),
-            ExpectText(r"\d+/6\s*tokens correct in one forward pass", "the reconstruction header"),
-            ExpectElement("span[style*='background']", "coloured token spans", count=6),
+            ExpectText(r"\d+/3\s*tokens correct in one forward pass", "the reconstruction header"),
+            ExpectElement("span[style*='background']", "coloured token spans", count=3),
             ExpectText(r"decoded:", "the decoded text"),
             ExpectImage("the loss/accuracy curves", count=1),
             ExpectWidget("Train", enabled=True),  # the callback has returned
@@ -41,6 +41,7 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # Figure 4 redrawn for one batch size / one model (ipywidgets.interact over this run's rows).
     "07_throughput": Explore(
+        pending="not reached in the first full browser run (2026-11-30): stopped for time",
         steps=(
             ExpectWidget("B"),
             ExpectImage("Figure 4 for the first batch size", count=1),
@@ -52,6 +53,7 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # The tau slider over one connected pair: the decoded point on the line and on the curve.
     "06_bezier_geometry": Explore(
+        pending="not reached in the first full browser run (2026-11-30): stopped for time",
         steps=(
             ExpectWidget("τ"),
             ExpectText(r"curve", "the texts on the line and the curve at tau = 0.5"),
@@ -64,6 +66,8 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # The arrangement layout view (prototokens.harness.explore.arrangement_explorer).
     "04_arrangements": Explore(
+        pending="first full browser run (2026-11-30): Run All Cells did not start within 2 min "
+        "while an earlier notebook's kernel was still busy; to rerun alone",
         steps=(
             ExpectWidget("Train"),
             ExpectImage("the input layout of the default arrangement", count=1),
@@ -80,6 +84,8 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # Capacity per text: accuracy against prefix length and the reconstruction at each length.
     "03_metrics": Explore(
+        pending="first full browser run (2026-11-30): failed 14 s into Run All Cells, cause not "
+        "yet read (run `python -m ci.browser --notebook 03 --keep`)",
         steps=(
             ExpectWidget("text"),
             ExpectImage("accuracy against prefix length", count=1),
@@ -90,6 +96,8 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # Per-text capacities of one loaded model and source.
     "05_model_families": Explore(
+        pending="first full browser run (2026-11-30): Run All Cells did not start within 2 min "
+        "while an earlier notebook's kernel was still busy; to rerun alone",
         steps=(
             ExpectWidget("model"),
             ExpectWidget("source"),
