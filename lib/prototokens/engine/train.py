@@ -32,14 +32,11 @@ from prototokens.engine.forward import (
     BatchPlan,
     auto_chunk_elements,
     batch_loss,
-    hidden_states,
-    input_embeddings,
     plan_batch,
-    target_argmax,
-    target_ce,
 )
-from prototokens.engine.metrics import THRESHOLDS, start_token_id, token_metrics
+from prototokens.engine.metrics import THRESHOLDS, token_metrics
 from prototokens.engine.optim import MaskedAdamW
+from prototokens.engine.predict import predict, start_token_for
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.identity import stable_seed, text_fingerprint
 
@@ -167,11 +164,6 @@ class _Slots:
         }
 
 
-def _start_token(lm, arrangement: Arrangement) -> int | None:
-    """The model's start token id when ``arrangement`` feeds it (the ``bos+`` ones), else None."""
-    return start_token_id(lm.tokenizer) if arrangement.needs_start_token else None
-
-
 def _check_inputs(lm, token_ids, arrangement: Arrangement):
     if len(token_ids) == 0:
         raise ValueError("no texts to optimise (token_ids is empty)")
@@ -272,7 +264,7 @@ def optimize(
     loss_curve = torch.full((R, T1), float("nan"), device=device)
     acc_curve = torch.full((R, T1), float("nan"), device=device)
     steps_to = {thr: torch.full((R,), -1, dtype=torch.long, device=device) for thr in THRESHOLDS}
-    full_plan = plan_batch(arrangement, token_ids, device, _start_token(lm, arrangement))
+    full_plan = plan_batch(arrangement, token_ids, device, start_token_for(lm, arrangement))
     rows = torch.arange(R, device=device)
     plan: BatchPlan = full_plan
     reported = torch.zeros(U, dtype=torch.bool)  # host-side: units handed to on_unit_done
@@ -402,52 +394,6 @@ def optimize(
             )
         )
     return [results[r] for r in range(R)]
-
-
-@torch.no_grad()
-def predict(
-    lm,
-    arrangement: str | Arrangement,
-    vectors: dict[str, torch.Tensor],
-    n_tokens: int,
-    token_ids: Sequence[int] | None = None,
-    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-) -> tuple[list[int], float | None]:
-    """One-forward greedy decoding of ``n_tokens`` tokens from trained vectors.
-
-    Returns (predicted ids, CE in nats of ``token_ids`` if given, else None). For an
-    autoregressive arrangement (``ar-K``) the prediction is free-running ``generate`` from the K
-    vectors, and the CE is teacher-forced.
-    """
-    arrangement = get_arrangement(arrangement)
-    model = lm.model
-    vec = torch.stack([vectors[n].to(lm.device, torch.float32) for n in arrangement.slots])[
-        None
-    ]  # (1,S,d)
-    ids = list(token_ids) if token_ids is not None else [0] * n_tokens
-    plan = plan_batch(arrangement, [ids], lm.device, _start_token(lm, arrangement))
-    ce_total = None
-    if arrangement.autoregressive:
-        prefix = vec.to(model.get_input_embeddings().weight.dtype)
-        out = model.generate(
-            inputs_embeds=prefix,
-            attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long, device=lm.device),
-            max_new_tokens=n_tokens,
-            min_new_tokens=n_tokens,
-            do_sample=False,
-            pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
-        )
-        pred = out[0, -n_tokens:].tolist()
-        if token_ids is not None:
-            hidden = hidden_states(model, input_embeddings(model, plan, vec))
-            ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
-        return pred, ce_total
-    hidden = hidden_states(model, input_embeddings(model, plan, vec))
-    order = torch.argsort(plan.tgt_pos)
-    pred = target_argmax(model, plan, hidden, chunk_elements)[order].tolist()
-    if token_ids is not None:
-        ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
-    return pred, ce_total
 
 
 def evaluate_row(

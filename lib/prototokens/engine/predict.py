@@ -1,0 +1,76 @@
+"""One-forward decoding from trained vectors: the deployment path of every arrangement.
+
+``predict(lm, arrangement, vectors, n_tokens)`` runs Z through the frozen model once and takes
+the argmax at every supervised position (for ``ar-K``, free-running ``generate`` from the K
+vectors). The engine calls it at the end of training
+(:func:`prototokens.engine.train.evaluate_row`),
+so a row's ``predicted_ids`` are what this function returns.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from prototokens.engine.arrangements import Arrangement, get_arrangement
+from prototokens.engine.forward import (
+    DEFAULT_CHUNK_ELEMENTS,
+    hidden_states,
+    input_embeddings,
+    plan_batch,
+    target_argmax,
+    target_ce,
+)
+from prototokens.engine.metrics import start_token_id
+
+
+def start_token_for(lm, arrangement: Arrangement) -> int | None:
+    """The model's start token id when ``arrangement`` feeds it (the ``bos+`` ones), else None."""
+    return start_token_id(lm.tokenizer) if arrangement.needs_start_token else None
+
+
+@torch.no_grad()
+def predict(
+    lm,
+    arrangement: str | Arrangement,
+    vectors: dict[str, torch.Tensor],
+    n_tokens: int,
+    token_ids: Sequence[int] | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> tuple[list[int], float | None]:
+    """One-forward greedy decoding of ``n_tokens`` tokens from trained vectors.
+
+    Returns (predicted ids, CE in nats of ``token_ids`` if given, else None). For an
+    autoregressive arrangement (``ar-K``) the prediction is free-running ``generate`` from the K
+    vectors, and the CE is teacher-forced.
+    """
+    arrangement = get_arrangement(arrangement)
+    model = lm.model
+    vec = torch.stack([vectors[n].to(lm.device, torch.float32) for n in arrangement.slots])[
+        None
+    ]  # (1,S,d)
+    ids = list(token_ids) if token_ids is not None else [0] * n_tokens
+    plan = plan_batch(arrangement, [ids], lm.device, start_token_for(lm, arrangement))
+    ce_total = None
+    if arrangement.autoregressive:
+        prefix = vec.to(model.get_input_embeddings().weight.dtype)
+        out = model.generate(
+            inputs_embeds=prefix,
+            attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long, device=lm.device),
+            max_new_tokens=n_tokens,
+            min_new_tokens=n_tokens,
+            do_sample=False,
+            pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
+        )
+        pred = out[0, -n_tokens:].tolist()
+        if token_ids is not None:
+            hidden = hidden_states(model, input_embeddings(model, plan, vec))
+            ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
+        return pred, ce_total
+    hidden = hidden_states(model, input_embeddings(model, plan, vec))
+    order = torch.argsort(plan.tgt_pos)
+    pred = target_argmax(model, plan, hidden, chunk_elements)[order].tolist()
+    if token_ids is not None:
+        ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
+    return pred, ce_total
