@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 import pandas as pd
-import prototokens.engine.predict as engine_predict
+import prototokens.engine.decoding as engine_decoding
 import prototokens.engine.train as engine
 import pytest
 import torch
@@ -113,7 +113,7 @@ def test_start_token_embedding_at_position_0_and_frozen(tiny_llama):
 
 
 def test_engine_feeds_start_token_id_of_the_tokenizer(tiny_llama, monkeypatch):
-    monkeypatch.setattr(engine_predict, "start_token_id", lambda tok: 7)
+    monkeypatch.setattr(engine_decoding, "start_token_id", lambda tok: 7)
     emb = tiny_llama.model.get_input_embeddings().weight
     seen = []
     hook = tiny_llama.model.base_model.register_forward_pre_hook(

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
+from prototokens.engine.decoding import predict, start_token_for
 from prototokens.engine.forward import (
     DEFAULT_CHUNK_ELEMENTS,
     BatchPlan,
@@ -36,7 +37,6 @@ from prototokens.engine.forward import (
 )
 from prototokens.engine.metrics import THRESHOLDS, token_metrics
 from prototokens.engine.optim import MaskedAdamW
-from prototokens.engine.predict import predict, start_token_for
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.identity import stable_seed, text_fingerprint
 
