@@ -54,16 +54,7 @@ def predict(
     plan = plan_batch(arrangement, [ids], lm.device, start_token_for(lm, arrangement))
     ce_total = None
     if arrangement.autoregressive:
-        prefix = vec.to(model.get_input_embeddings().weight.dtype)
-        out = model.generate(
-            inputs_embeds=prefix,
-            attention_mask=torch.ones(prefix.shape[:2], dtype=torch.long, device=lm.device),
-            max_new_tokens=n_tokens,
-            min_new_tokens=n_tokens,
-            do_sample=False,
-            pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
-        )
-        pred = out[0, -n_tokens:].tolist()
+        pred = soft_prompt_generate(lm, vec, n_tokens)
         if token_ids is not None:
             hidden = hidden_states(model, input_embeddings(model, plan, vec))
             ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
@@ -74,3 +65,20 @@ def predict(
     if token_ids is not None:
         ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
     return pred, ce_total
+
+
+@torch.no_grad()
+def soft_prompt_generate(lm, prefix: torch.Tensor, n_tokens: int) -> list[int]:
+    """Greedy ``generate`` of exactly ``n_tokens`` tokens after the soft prompt ``prefix``
+    (1, P, d) of input vectors (cast to the model dtype): the read-out of trained vectors."""
+    model = lm.model
+    x = prefix.to(model.get_input_embeddings().weight.dtype)
+    out = model.generate(
+        inputs_embeds=x,
+        attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=lm.device),
+        max_new_tokens=n_tokens,
+        min_new_tokens=n_tokens,
+        do_sample=False,
+        pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
+    )
+    return out[0, -n_tokens:].tolist()

@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from prototokens.engine.arrangements import get_arrangement
+from prototokens.engine.decoding import soft_prompt_generate
 from prototokens.engine.metrics import start_token_id
 from prototokens.engine.train import predict
 
@@ -25,23 +26,13 @@ def generate_from_vectors(
     """Greedy autoregressive continuation of the prompt [start?] e m (the trained vectors as a
     soft prompt). ``with_start`` puts the model's document-start token
     (:func:`prototokens.engine.metrics.start_token_id`) in front."""
-    model = lm.model
-    emb = model.get_input_embeddings()
+    emb = lm.model.get_input_embeddings()
     parts = [vectors[s].to(lm.device, torch.float32) for s in ("e", "m")]  # (d,) each
     x = torch.stack(parts)  # (2, d)
     if with_start:
         start = torch.tensor([start_token_id(lm.tokenizer)], device=lm.device)
         x = torch.cat([emb(start).float(), x])
-    x = x[None].to(emb.weight.dtype)  # (1, P, d)
-    out = model.generate(
-        inputs_embeds=x,
-        attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=lm.device),
-        max_new_tokens=n_tokens,
-        min_new_tokens=n_tokens,
-        do_sample=False,
-        pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
-    )
-    return out[0, -n_tokens:].tolist()
+    return soft_prompt_generate(lm, x[None], n_tokens)  # x[None]: (1, P, d)
 
 
 def run_readout(lm, rows: pd.DataFrame, vectors: list[dict], arrangement: str = "e+m*N"):
