@@ -83,9 +83,9 @@ def test_layout(name, n):
 
 @pytest.mark.parametrize("n", NS)
 def test_e_supervision(n):
-    default = get_arrangement("e+m*N").build(n)
-    assert default.slot[0] == 0 and default.target_index[0] == -1  # e unsupervised
-    assert default.target_index[1] == 0  # first m predicts t_1
+    caption = get_arrangement("e+m*N").build(n)
+    assert caption.slot[0] == 0 and caption.target_index[0] == -1  # e unsupervised
+    assert caption.target_index[1] == 0  # first m predicts t_1
     eq1 = get_arrangement("e+m*(N-1)").build(n)
     assert eq1.slot[0] == 0 and eq1.target_index[0] == 0  # e predicts t_1
     # behind the start token: the same two readings, shifted by one position
@@ -97,7 +97,9 @@ def test_e_supervision(n):
 
 
 def test_registry():
-    assert DEFAULT_ARRANGEMENT == "e+m*N"
+    # notebook 04's verdict: Eq. 1 behind the model's start token (README, "choices")
+    assert DEFAULT_ARRANGEMENT == "bos+e+m*(N-1)"
+    assert get_arrangement(DEFAULT_ARRANGEMENT).needs_start_token
     assert set(TABLE1_ARRANGEMENTS) | set(START_ARRANGEMENTS) == set(ARRANGEMENTS)
     assert all(get_arrangement(a).needs_start_token for a in START_ARRANGEMENTS)
     assert not any(get_arrangement(a).needs_start_token for a in TABLE1_ARRANGEMENTS)

@@ -95,7 +95,10 @@ class JupyterLab:
         self._log_offset = 0
 
     def url(self, path: str) -> str:
-        return f"{self.base}/lab/tree/{path}?token={self.token}"
+        """The notebook in a workspace of its own, reset: JupyterLab would otherwise restore the
+        tabs of the notebook checked before (and start their kernels again)."""
+        workspace = "".join(c if c.isalnum() else "-" for c in Path(path).stem)
+        return f"{self.base}/lab/workspaces/{workspace}/tree/{path}?reset&token={self.token}"
 
     def _prepare_state(self) -> None:
         ipy = self.state / "ipython" / "profile_default" / "startup"

@@ -174,7 +174,7 @@ ARRANGEMENTS: dict[str, Arrangement] = {
         ),
     ]
 }
-DEFAULT_ARRANGEMENT = "e+m*N"
+DEFAULT_ARRANGEMENT = "bos+e+m*(N-1)"
 TABLE1_ARRANGEMENTS = ("e*N", "e*N/2+m*N/2", "(e,m)*N/2", "e+m*(N-1)", "e+m*N")
 START_ARRANGEMENTS = ("bos+e+m*(N-1)", "bos+e+m*N")  # the two readings of Eq. 1 behind <s>
 _AR_RE = re.compile(r"^ar-(\d+)$")

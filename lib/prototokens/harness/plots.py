@@ -13,13 +13,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from prototokens.engine.arrangements import START, TOKEN, get_arrangement
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, START, TOKEN, get_arrangement
 
 SLOT_COLOURS = {"e": "#d95f02", "m": "#1b9e77", "<s>": "#666666"}
 
 
 def plot_schematic(
-    arrangement: str = "e+m*N",
+    arrangement: str = DEFAULT_ARRANGEMENT,
     num_tokens: int = 6,
     title: str | None = None,
     target_labels: Sequence[str] | None = None,

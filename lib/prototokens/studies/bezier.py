@@ -7,7 +7,7 @@ Two solutions p1, p2 of one text (different seeds) are joined by the straight li
 
 whose control point pi is trained with Adam on the expected reconstruction CE over tau ~ U[0, 1]
 (paper Eq. 5) through the frozen model. A "point" is the whole stack of trained slot vectors of
-an arrangement, shape (S, d) ((e, m) for the default ``e+m*N``): when the two solutions do not
+an arrangement, shape (S, d) ((e, m) for the default arrangement): when the two solutions do not
 share m (every seed trains its own), interpolating e alone would pair an e with the wrong m, so
 every slot is interpolated. The control points of many pairs train together: each step samples
 ``taus_per_step`` values of tau per pair and runs ONE batched forward over all (pair, tau) rows
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prototokens.engine.arrangements import get_arrangement
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
 from prototokens.engine.forward import auto_chunk_elements, batch_loss, plan_batch
 
 
@@ -201,7 +201,7 @@ def run_connectivity(
     rows: pd.DataFrame,
     vectors: np.ndarray,
     *,
-    arrangement: str = "e+m*N",
+    arrangement: str = DEFAULT_ARRANGEMENT,
     steps: int = 200,
     lr: float = 1e-2,
     taus_per_step: int = 4,

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
 from prototokens.engine.experiments import reconstruct
 
 PAIR_KINDS = ("same_text", "same_context", "different_context")
@@ -39,7 +40,7 @@ def locality_rows(
     seeds: Sequence[int],
     seeded_per_context: int = 1,
     recipe="paper",
-    arrangement: str = "e+m*N",
+    arrangement: str = DEFAULT_ARRANGEMENT,
     store=None,
     batch_size: int = 64,
     progress=True,

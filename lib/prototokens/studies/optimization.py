@@ -11,7 +11,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from prototokens.engine.arrangements import ARRANGEMENTS
+from prototokens.engine.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
 from prototokens.engine.experiments import load_result, reconstruct
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.engine.store import ResultStore
@@ -84,7 +84,7 @@ def run_recipe_comparison(
     *,
     max_steps: int,
     store: ResultStore,
-    arrangement: str = "e+m*N",
+    arrangement: str = DEFAULT_ARRANGEMENT,
     batch_size: int = 16,
 ) -> pd.DataFrame:
     """Rows of every recipe (each capped at ``max_steps``) on the same texts and seeds."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from prototokens.engine.arrangements import get_arrangement
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
 from prototokens.engine.decoding import soft_prompt_generate
 from prototokens.engine.metrics import start_token_id
 from prototokens.engine.train import predict
@@ -35,7 +35,9 @@ def generate_from_vectors(
     return soft_prompt_generate(lm, x[None], n_tokens)  # x[None]: (1, P, d)
 
 
-def run_readout(lm, rows: pd.DataFrame, vectors: list[dict], arrangement: str = "e+m*N"):
+def run_readout(
+    lm, rows: pd.DataFrame, vectors: list[dict], arrangement: str = DEFAULT_ARRANGEMENT
+):
     """One row per (solution, prompt): the encoded text, its one-pass decoding, and greedy
     autoregressive generation from [e, m] and [start, e, m], with the token overlap of each
     generation with the encoded text (positionwise matches / N)."""
@@ -63,7 +65,9 @@ def run_readout(lm, rows: pd.DataFrame, vectors: list[dict], arrangement: str = 
     return pd.DataFrame(out)
 
 
-def decode_point(lm, vectors: torch.Tensor, n_tokens: int, arrangement: str = "e+m*N") -> str:
+def decode_point(
+    lm, vectors: torch.Tensor, n_tokens: int, arrangement: str = DEFAULT_ARRANGEMENT
+) -> str:
     """One-pass decoding of a point (S, d) of the arrangement's vector space, as text."""
     arr = get_arrangement(arrangement)
     vec = {s: vectors[k] for k, s in enumerate(arr.slots)}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
 from prototokens.engine.metrics import h_lm
 from prototokens.engine.train import predict
 from prototokens.harness import envcheck
@@ -87,7 +88,11 @@ class SanityPass:
 
 
 def run_sanity_pass(
-    lm, num_tokens: int = 16, seed: int = 0, arrangement: str = "e+m*N", text: str = SANITY_TEXT
+    lm,
+    num_tokens: int = 16,
+    seed: int = 0,
+    arrangement: str = DEFAULT_ARRANGEMENT,
+    text: str = SANITY_TEXT,
 ) -> SanityPass:
     """Random e and m (seeded), the first ``num_tokens`` tokens of ``text``: the CE of the one-pass
     prediction and H_LM of the text under the plain model (both in nats)."""

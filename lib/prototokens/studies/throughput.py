@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
 from prototokens.studies import bounds
 from prototokens.studies.timing import (
     StaticDecoder,
@@ -206,7 +207,7 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def training_time_table(rows: pd.DataFrame, arrangement: str = "e+m*N") -> pd.DataFrame:
+def training_time_table(rows: pd.DataFrame, arrangement: str = DEFAULT_ARRANGEMENT) -> pd.DataFrame:
     """Table 4 from stored rows: per (model, device, N), converged rows, median seconds to
     convergence (``wall_time_s``: from the start of its batch) and the same divided by the batch
     size (the batch trained together: the cost per text). Never re-measured here."""

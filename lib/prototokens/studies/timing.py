@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from prototokens.engine.arrangements import get_arrangement
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
 from prototokens.engine.forward import (  # the engine's one-pass path
     auto_chunk_elements,
     hidden_states,
@@ -95,7 +95,7 @@ def embedding_scale(lm) -> float:
 
 
 def one_forward_inputs(
-    lm, n_tokens: int, batch_size: int = 1, arrangement: str = "e+m*N", seed: int = 0
+    lm, n_tokens: int, batch_size: int = 1, arrangement: str = DEFAULT_ARRANGEMENT, seed: int = 0
 ):
     """(plan, vectors) for B texts of N targets: random token targets, random (B, S, d) fp32
     vectors. Returns what :func:`one_forward_decode` takes."""
