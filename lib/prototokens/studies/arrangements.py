@@ -63,29 +63,30 @@ def run_tab1_arrangements(
 ) -> pd.DataFrame:
     """Rows of every (arrangement, length, text, seed): texts cut to each length (their prefixes),
     so that all arrangements see identical targets and seeds. One ``reconstruct`` per
-    (arrangement, length): a batch holds one length, so no position is padding."""
+    arrangement over all lengths: the prefixes share padded batches, which on a CPU costs less than
+    one small batch per length (a step over few rows is bound by reading the weights: SmolLM2,
+    2 cores, 0.22 s at 4 rows of N=2, 0.39 s at N=8, 0.75 s at 16 rows of N=8). Rows are keyed by
+    their own inputs, never by the batch, so they are the same rows either way."""
     short = [t for t in texts if len(t.token_ids) < max(lengths)]
     if short:
         raise ValueError(
             f"{len(short)} texts are shorter than the longest length {max(lengths)} "
             f"(e.g. {short[0].text_id}: {len(short[0].token_ids)} tokens)"
         )
-    frames = []
-    for n in lengths:
-        cut = [prefix(t, n, lm.tokenizer) for t in texts]
-        for name in arrangements:
-            frames.append(
-                reconstruct(
-                    lm,
-                    cut,
-                    arrangement=name,
-                    recipe=recipe,
-                    seeds=list(seeds),
-                    store=store,
-                    batch_size=batch_size,
-                    progress=progress,
-                )
-            )
+    cut = [prefix(t, n, lm.tokenizer) for n in lengths for t in texts]  # length-major order
+    frames = [
+        reconstruct(
+            lm,
+            cut,
+            arrangement=name,
+            recipe=recipe,
+            seeds=list(seeds),
+            store=store,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        for name in arrangements
+    ]
     return pd.concat(frames, ignore_index=True)
 
 
