@@ -10,7 +10,7 @@ import prototokens.engine.train as engine
 import pytest
 import torch
 import torch.nn.functional as F
-from prototokens.engine.arrangements import get_arrangement
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
 from prototokens.engine.forward import batch_loss, plan_batch
 from prototokens.engine.metrics import THRESHOLDS, steps_to_threshold
 from prototokens.engine.optim import MaskedAdamW
@@ -294,11 +294,10 @@ def _manual_shared_grads(lm, texts, init, share, groups):
 def test_shared_gradient_is_group_sum(tiny_llama, recorder, share):
     texts = [ids_of(tiny_llama, t) for t in TEXTS]
     groups = [0, 1, 0]
-    init = optimize(
-        tiny_llama, texts, recipe=recipe(max_steps=0), seeds=0, share=share, groups=groups
-    )
+    kw = dict(arrangement="e+m*N", seeds=0, share=share, groups=groups)  # as the manual sum
+    init = optimize(tiny_llama, texts, recipe=recipe(max_steps=0), **kw)
     recorder.clear()
-    optimize(tiny_llama, texts, recipe=recipe(max_steps=1), seeds=0, share=share, groups=groups)
+    optimize(tiny_llama, texts, recipe=recipe(max_steps=1), **kw)
     opt = recorder[0]
     idx = ("e", "m").index(share)
     assert opt.params[idx].shape[0] == 2 and opt.params[1 - idx].shape[0] == 3
@@ -389,7 +388,7 @@ def test_input_errors(tiny_llama):
     short_ctx = wrap_model(tiny_model("llama", max_positions=8), tiny_tokenizer())
     optimize(short_ctx, [list(range(1, 8))], recipe=recipe(max_steps=0))  # 8 positions fit
     with pytest.raises(
-        ValueError, match=r"8 tokens, so 9 input positions under 'e\+m\*N'.*context \(8\)"
+        ValueError, match=r"8 tokens, so 9 input positions under 'bos\+e\+m\*\(N-1\)'.*context"
     ):
         optimize(short_ctx, [list(range(1, 9))], recipe=recipe(max_steps=0))
 
@@ -417,7 +416,7 @@ def test_ar_without_tokenizer():
 def test_decode_matches_training_forward(tiny_llama):
     ids = ids_of(tiny_llama, TEXTS[0])
     res = optimize(tiny_llama, [ids], recipe=recipe(max_steps=3), seeds=0)[0]
-    pred, ce = predict(tiny_llama, "e+m*N", res.vectors, len(ids), ids)
+    pred, ce = predict(tiny_llama, DEFAULT_ARRANGEMENT, res.vectors, len(ids), ids)
     assert tuple(pred) == res.predicted_ids and len(pred) == len(ids)
     assert res.metrics["c_tokens"] == sum(p == t for p, t in zip(pred, ids))
     best = int(np.nanargmax(res.accuracy_curve))

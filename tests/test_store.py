@@ -63,7 +63,7 @@ def test_rows_have_metrics_and_tensors(tiny_llama, tmp_path):
     assert set(res["vectors"]) == {"e", "m"} and res["vectors"]["e"].shape == (tiny_llama.d_model,)
     assert len(res["loss_curve"]) == row.steps + 1
     # the stored vectors reproduce the stored accuracy in one forward pass
-    pred, _ = engine.predict(tiny_llama, "e+m*N", res["vectors"], row.num_tokens)
+    pred, _ = engine.predict(tiny_llama, row.arrangement, res["vectors"], row.num_tokens)
     ids = tiny_llama.tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"]
     assert sum(p == t for p, t in zip(pred, ids)) == row.c_tokens
 

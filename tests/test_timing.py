@@ -8,7 +8,7 @@ import time
 import prototokens.engine.graphed as graphed
 import pytest
 import torch
-from prototokens.engine.arrangements import get_arrangement
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
 from prototokens.engine.forward import batch_loss, plan_batch
 from prototokens.engine.recipe import get_recipe
 from prototokens.engine.train import optimize, predict
@@ -48,7 +48,7 @@ def test_one_forward_decode_is_the_engine_prediction(tiny_lm):
     pred = timing.one_forward_decode(tiny_lm, plan, vec)  # (T,)
     assert pred.shape == (18,)
     for r in range(3):  # predict() decodes one text at deployment shape
-        ids, _ = predict(tiny_lm, "e+m*N", {"e": vec[r, 0], "m": vec[r, 1]}, 6)
+        ids, _ = predict(tiny_lm, DEFAULT_ARRANGEMENT, {"e": vec[r, 0], "m": vec[r, 1]}, 6)
         assert pred[plan.tgt_row == r].tolist() == ids
 
 
@@ -189,7 +189,7 @@ def test_training_time_table_reads_converged_rows_only():
     rows = pd.DataFrame({
         "model": ["m"] * 3, "device": ["cpu"] * 3, "num_tokens": [8, 8, 8],
         "wall_time_s": [2.0, 4.0, 100.0], "converged": [True, True, False],
-        "arrangement": ["e+m*N"] * 3, "batch_size": [2, 2, 2], "steps": [10, 20, 30],
+        "arrangement": [DEFAULT_ARRANGEMENT] * 3, "batch_size": [2, 2, 2], "steps": [10, 20, 30],
     })  # fmt: skip
     t = training_time_table(rows)
     assert t.rows.tolist() == [2] and t.median_s_to_converge.tolist() == [3.0]

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
+from prototokens.engine.decoding import start_token_for
 from prototokens.engine.forward import auto_chunk_elements, batch_loss, plan_batch
 
 
@@ -117,7 +118,7 @@ def train_control_points(
         init = init + init_noise * torch.randn(init.shape, generator=gen)
     control = init.to(device).clone().requires_grad_(True)  # (P, S, d)
     opt = torch.optim.Adam([control], lr=lr)
-    plan = plan_batch(arr, _repeat(token_ids, k), device)
+    plan = plan_batch(arr, _repeat(token_ids, k), device, start_token_for(lm, arr))
     chunk = auto_chunk_elements(device)
     curve = []
     for _ in range(steps):
@@ -162,7 +163,8 @@ def path_metrics(
         pts = (
             line_point(a, b, t) if control is None else bezier_point(a, control[rows].float(), b, t)
         )
-        plan = plan_batch(arr, [list(token_ids[r]) for r in rows.tolist()], lm.device)
+        ids = [list(token_ids[r]) for r in rows.tolist()]
+        plan = plan_batch(arr, ids, lm.device, start_token_for(lm, arr))
         ce, correct, _ = batch_loss(lm.model, plan, pts.to(lm.device), chunk)
         acc[idx.numpy()] = (correct / plan.n_targets).cpu().numpy()
         ces[idx.numpy()] = ce.cpu().numpy()

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
+from prototokens.engine.decoding import start_token_for
 from prototokens.engine.forward import (  # the engine's one-pass path
     auto_chunk_elements,
     hidden_states,
@@ -102,7 +103,11 @@ def one_forward_inputs(
     arr = get_arrangement(arrangement)
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, lm.vocab_size, (batch_size, n_tokens), generator=gen).tolist()
-    plan = plan_batch(arr, ids, lm.device)
+    # a random-init model has no tokenizer, so no start token: any id costs the same time
+    start = start_token_for(lm, arr) if lm.tokenizer is not None else None
+    if start is None and arr.needs_start_token:
+        start = 0
+    plan = plan_batch(arr, ids, lm.device, start)
     vec = torch.randn(batch_size, len(arr.slots), lm.d_model, generator=gen)
     return plan, (vec * embedding_scale(lm)).to(lm.device)
 
