@@ -41,7 +41,6 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # Figure 4 redrawn for one batch size / one model (ipywidgets.interact over this run's rows).
     "07_throughput": Explore(
-        pending="not reached in the first full browser run (2026-11-30): stopped for time",
         steps=(
             ExpectWidget("B"),
             ExpectImage("Figure 4 for the first batch size", count=1),
@@ -53,12 +52,12 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # The tau slider over one connected pair: the decoded point on the line and on the curve.
     "06_bezier_geometry": Explore(
-        pending="not reached in the first full browser run (2026-11-30): stopped for time",
         steps=(
             ExpectWidget("τ"),
             ExpectText(r"curve", "the texts on the line and the curve at tau = 0.5"),
             Set("τ", 0.0),  # an endpoint: the line and the curve decode the same point p1
-            ExpectText(r"line", "the texts redrawn at tau = 0"),
+            # at tau = 0 both paths are at p1: the line and the curve decode the same text
+            ExpectText(r"line: (.+)\n+\s*curve: \1\s*(\n|$)", "the same text on line and curve"),
             Screenshot("tau_0"),
             Set("τ", 1.0),
             Screenshot("tau_1"),
@@ -66,8 +65,6 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # The arrangement layout view (prototokens.harness.explore.arrangement_explorer).
     "04_arrangements": Explore(
-        pending="first full browser run (2026-11-30): Run All Cells did not start within 2 min "
-        "while an earlier notebook's kernel was still busy; to rerun alone",
         steps=(
             ExpectWidget("Train"),
             ExpectImage("the input layout of the default arrangement", count=1),
@@ -84,8 +81,6 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # Capacity per text: accuracy against prefix length and the reconstruction at each length.
     "03_metrics": Explore(
-        pending="first full browser run (2026-11-30): failed 14 s into Run All Cells, cause not "
-        "yet read (run `python -m ci.browser --notebook 03 --keep`)",
         steps=(
             ExpectWidget("text"),
             ExpectImage("accuracy against prefix length", count=1),
@@ -96,8 +91,6 @@ INTERACTIONS: dict[str, Explore] = {
     ),
     # Per-text capacities of one loaded model and source.
     "05_model_families": Explore(
-        pending="first full browser run (2026-11-30): Run All Cells did not start within 2 min "
-        "while an earlier notebook's kernel was still busy; to rerun alone",
         steps=(
             ExpectWidget("model"),
             ExpectWidget("source"),
