@@ -194,6 +194,10 @@ def test_training_time_table_reads_converged_rows_only():
     t = training_time_table(rows)
     assert t.rows.tolist() == [2] and t.median_s_to_converge.tolist() == [3.0]
     assert t.median_s_per_text.tolist() == [1.5]
+    # as the row store has them: share "none" (per-text) kept, a shared m left out
+    stored = rows.assign(share=["none", "m", "none"])
+    t = training_time_table(stored)
+    assert t.rows.tolist() == [1] and t.median_s_to_converge.tolist() == [2.0]
 
 
 # --------------------------------------------------------------------------- fixed-shape step

@@ -220,7 +220,8 @@ def training_time_table(rows: pd.DataFrame, arrangement: str = DEFAULT_ARRANGEME
     for col, default in (("device", "unknown"), ("batch_size", 1), ("share", None)):
         if col not in r:
             r[col] = default
-    r = r[r["share"].isna()] if r["share"].notna().any() else r
+    # rows store share "none" when nothing is shared (engine.experiments); older tables had None
+    r = r[r["share"].isna() | (r["share"] == "none")]
     r["s_per_text_batch"] = r.wall_time_s / r.batch_size.fillna(1).clip(lower=1)
     return (
         r.groupby(["model", "device", "num_tokens"])
