@@ -2,15 +2,16 @@
 
 ``predict(lm, arrangement, vectors, n_tokens)`` runs Z through the frozen model once and takes
 the argmax at every supervised position (for ``ar-K``, free-running ``generate`` from the K
-vectors). The engine calls it at the end of training
-(:func:`prototokens.engine.train.evaluate_row`),
-so a row's ``predicted_ids`` are what this function returns.
+vectors). The engine calls it at the end of training (:func:`evaluate_row`), so a row's
+``predicted_ids`` are what this function returns.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from prototokens.engine.arrangements import Arrangement, get_arrangement
@@ -22,7 +23,7 @@ from prototokens.engine.forward import (
     target_argmax,
     target_ce,
 )
-from prototokens.engine.metrics import start_token_id
+from prototokens.engine.metrics import start_token_id, token_metrics
 
 
 def start_token_for(lm, arrangement: Arrangement) -> int | None:
@@ -82,3 +83,19 @@ def soft_prompt_generate(lm, prefix: torch.Tensor, n_tokens: int) -> list[int]:
         pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
     )
     return out[0, -n_tokens:].tolist()
+
+
+def evaluate_row(
+    lm, arrangement: Arrangement, res, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> None:
+    """Fill ``res.predicted_ids`` and ``res.metrics`` of a finished row (``engine.train.RowResult``)
+    by decoding at deployment shape (B=1)."""
+    pred, ce = predict(
+        lm, arrangement, res.vectors, len(res.token_ids), res.token_ids, chunk_elements
+    )
+    res.predicted_ids = tuple(pred)
+    res.metrics = token_metrics(pred, res.token_ids)
+    res.metrics["ce_nats"] = ce if ce is not None and math.isfinite(ce) else None
+    res.metrics["train_accuracy"] = (
+        float(np.nanmax(res.accuracy_curve)) if len(res.accuracy_curve) else 0.0
+    )

@@ -18,7 +18,6 @@ Accuracies reported in results are re-measured at the deployment shape (one text
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -27,15 +26,18 @@ import numpy as np
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
-from prototokens.engine.decoding import predict, start_token_for
+from prototokens.engine.decoding import (  # predict: re-exported (engine, studies, tests)
+    evaluate_row,
+    predict,  # noqa: F401
+    start_token_for,
+)
 from prototokens.engine.forward import (
-    DEFAULT_CHUNK_ELEMENTS,
     BatchPlan,
     auto_chunk_elements,
     batch_loss,
     plan_batch,
 )
-from prototokens.engine.metrics import THRESHOLDS, token_metrics
+from prototokens.engine.metrics import THRESHOLDS
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.identity import stable_seed, text_fingerprint
@@ -394,18 +396,3 @@ def optimize(
             )
         )
     return [results[r] for r in range(R)]
-
-
-def evaluate_row(
-    lm, arrangement: Arrangement, res: RowResult, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
-) -> None:
-    """Fill ``res.predicted_ids`` and ``res.metrics`` by decoding at deployment shape (B=1)."""
-    pred, ce = predict(
-        lm, arrangement, res.vectors, len(res.token_ids), res.token_ids, chunk_elements
-    )
-    res.predicted_ids = tuple(pred)
-    res.metrics = token_metrics(pred, res.token_ids)
-    res.metrics["ce_nats"] = ce if ce is not None and math.isfinite(ce) else None
-    res.metrics["train_accuracy"] = (
-        float(np.nanmax(res.accuracy_curve)) if len(res.accuracy_curve) else 0.0
-    )
