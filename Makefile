@@ -45,7 +45,7 @@ reproduce: $(STAMP)
 	$(PY) -m prototokens.harness.runner --profile $(PROFILE) $(foreach n,$(NOTEBOOK),--notebook $(n))
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check lib tests bench ci
+	$(VENV)/bin/ruff check lib tests bench ci notebooks
 	$(PY) -m pytest -q
 
 # ---- browser check (ci/browser, ci/README.md): Debian chromium + playwright in its own venv, so

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 from prototokens.inputs.architectures import ARCHITECTURES, random_lm
-from prototokens.studies.step_timing import time_bare_loop, time_optimize
+from step_timing import time_bare_loop, time_optimize
 
 ARCHS = sorted(a for a, spec in ARCHITECTURES.items() if not spec.tiny)
 

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from prototokens.engine.experiments import reconstruct
 from prototokens.engine.recipe import Recipe, get_recipe
+from prototokens.engine.reconstruction import reconstruct
 from prototokens.engine.store import ResultStore
 from prototokens.inputs.data import prefix
-from prototokens.inputs.data.base import Text
 from prototokens.inputs.models import load_model
+from prototokens.records import Text
 from prototokens.studies.summaries import SUMMARY_COLUMNS, summarise_recipes
 
 EXTRA = {

@@ -79,7 +79,7 @@ def free(device) -> None:
 def part_a(args, device, dtype, out: dict) -> None:
     """Training step: eager vs graphed vs compiled, and equal vectors."""
     from prototokens.inputs.architectures import random_lm
-    from prototokens.studies.step_timing import compare_vectors, time_optimize
+    from step_timing import compare_vectors, time_optimize
 
     arch = "tiny-llama" if args.quick else "smollm2-135m"
     lm = random_lm(arch, device=device, dtype=dtype)
@@ -117,7 +117,7 @@ def part_b(args, device, dtype, out: dict) -> None:
     """One forward pass of the 8B architecture, batched, as a fraction of the peak."""
     from prototokens.inputs.architectures import random_lm
     from prototokens.studies import bounds
-    from prototokens.studies.timing import one_forward_decode, one_forward_inputs, time_call
+    from prototokens.studies.decode_timing import one_forward_decode, one_forward_inputs, time_call
 
     arch = "tiny-llama" if args.quick else "llama-3.1-8b"
     N = 16 if args.quick else 724
@@ -147,12 +147,12 @@ def part_b(args, device, dtype, out: dict) -> None:
 
 def part_c(args, device, dtype, out: dict) -> None:
     """generate against the strong static-cache baseline, B=1."""
+    from prototokens.engine.decoding import greedy_generate
     from prototokens.inputs.architectures import random_lm
     from prototokens.studies import bounds
-    from prototokens.studies.timing import (
+    from prototokens.studies.decode_timing import (
         StaticDecoder,
         ar_prefix,
-        generate_greedy,
         quiet_transformers,
         time_call,
     )
@@ -167,7 +167,7 @@ def part_c(args, device, dtype, out: dict) -> None:
     out.update(model=lm.title, num_tokens=N, batch_size=1, bound_tok_s=bound)
     prefix = ar_prefix(lm, 1, 1)
     with time_limit(args.part_limit_s):
-        t = time_call(lambda: generate_greedy(lm, prefix, N), device, 3, 1)
+        t = time_call(lambda: greedy_generate(lm, prefix, N), device, 3, 1)
     gen = t.result.cpu()
     out["generate"] = {"median_s": t.median_s, "tok_s": N / t.median_s,
                        "fraction_of_bound": N / t.median_s / bound}  # fmt: skip

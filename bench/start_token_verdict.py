@@ -16,14 +16,13 @@ import json
 import time
 from pathlib import Path
 
-import prototokens.engine.train as train
 import torch
 from prototokens.engine.metrics import start_token_id
 from prototokens.engine.recipe import get_recipe
 from prototokens.engine.store import ResultStore
 from prototokens.inputs import data
 from prototokens.inputs.models import load_model
-from prototokens.studies.arrangements import run_tab1_arrangements, summarize_tab1
+from prototokens.studies.arrangement_study import run_tab1_arrangements, summarize_tab1
 
 ARRS = ("e+m*N", "bos+e+m*N", "e+m*(N-1)", "bos+e+m*(N-1)")
 
@@ -43,8 +42,8 @@ def main() -> None:
     ap.add_argument(
         "--start-token",
         default="<|endoftext|>",
-        help="the document-boundary token expected from start_token_id; if the function returns "
-        "another one (SmolLM2 before its fix), this one is used and the report says so",
+        help="the document-boundary token expected from start_token_id; the run stops when the "
+        "function returns another one (the verdict would be about another token)",
     )
     ap.add_argument(
         "--report",
@@ -63,9 +62,8 @@ def main() -> None:
     got = start_token_id(lm.tokenizer)
     want = lm.tokenizer.convert_tokens_to_ids(args.start_token)
     note = f"start_token_id -> {lm.tokenizer.convert_ids_to_tokens([got])[0]!r} ({got})"
-    if got != want:  # temporary: until start_token_id returns <|endoftext|> for SmolLM2
-        train.start_token_id = lambda tok: want
-        note += f"; overridden with {args.start_token!r} ({want}) for this run"
+    if got != want:
+        raise SystemExit(f"{note}, not {args.start_token!r} ({want}): pass --start-token to match")
     print(note, flush=True)
     lengths = [int(x) for x in args.lengths.split(",")]
     texts = data.load_texts("pg19", args.texts, max(lengths), lm.tokenizer, seed=0)

@@ -1,6 +1,6 @@
 """Extract the compact reference (``outputs/reference/h200/``) from a GPU run's returned files.
 
-    python ci/gpu_reference.py /work/.device/<files_at> [--dest outputs/reference/h200]
+    python ci/gpu_reference.py <folder with the returned files> [--dest outputs/reference/h200]
 
 Reads ``outputs.tar.gz`` (or its pieces ``outputs.tar.gz.00``, ``.01``...) that ci/gpu_run.sh
 packed, plus ``series.json``, and writes only what is small and useful for comparing runs:
@@ -32,31 +32,20 @@ MAX_FILE = 1 << 20  # no single reference file above 1 MiB
 
 def read_outputs_tar(folder: Path) -> tarfile.TarFile:
     """The packed outputs, joined from their pieces when they were cut."""
-    whole = folder / "outputs.tar.gz"
-    if whole.exists():
-        data = whole.read_bytes()
-    else:
-        pieces = sorted(folder.glob("outputs.tar.gz.[0-9][0-9]"))
-        if not pieces:
-            raise SystemExit(f"no outputs.tar.gz (or outputs.tar.gz.NN pieces) in {folder}")
-        data = b"".join(p.read_bytes() for p in pieces)
+    pieces = sorted(folder.glob("outputs.tar.gz")) or sorted(folder.glob("outputs.tar.gz.[0-9]*"))
+    if not pieces:
+        raise SystemExit(f"no outputs.tar.gz (or outputs.tar.gz.NN pieces) in {folder}")
+    data = b"".join(p.read_bytes() for p in pieces)
     return tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
 
 
 def _keep(name: str, size: int, max_png: int) -> bool:
-    parts = name.split("/")
-    if len(parts) != 2 or size > MAX_FILE:
+    """Whether a member of the packed outputs belongs in the compact reference."""
+    folder, _, leaf = name.partition("/")
+    kept = {"metrics": ".json", "tables": (".csv", ".md"), "bench": ".json", "figures": ".png"}
+    if folder not in kept or "/" in leaf or size > MAX_FILE or leaf.endswith(".manifest.json"):
         return False
-    folder, leaf = parts
-    if folder == "metrics":
-        return leaf.endswith(".json") and not leaf.endswith(".manifest.json")
-    if folder == "tables":
-        return leaf.endswith((".csv", ".md"))
-    if folder == "figures":
-        return leaf.endswith(".png") and size <= max_png
-    if folder == "bench":
-        return leaf.endswith(".json")
-    return False
+    return leaf.endswith(kept[folder]) and (folder != "figures" or size <= max_png)
 
 
 def run_summary(manifests: dict[str, dict], series: dict) -> dict:
@@ -113,16 +102,12 @@ def extract(folder: Path, dest: Path, max_png_kib: int = 400) -> list[Path]:
     if not series and (folder / "series.json").exists():
         series = json.loads((folder / "series.json").read_text())
     summary = run_summary(manifests, series)
-    bundle = folder / "manifest.json"  # the bundle's manifest, returned by ci/gpu_run.sh
+    bundle = folder / "manifest.json"  # the bundle's manifest (ci/gpu_bundle.sh), returned
     if bundle.exists():
         info = json.loads(bundle.read_text())
         summary["commit"] = summary["commit"] or info.get("commit")
-        summary["bundle"] = {
-            "commit": info.get("commit"),
-            "dirty": info.get("dirty"),
-            "created": info.get("created"),
-            "wheels": {n: w["version"] for n, w in info.get("wheels", {}).items()},
-        }
+        keys = ("commit", "dirty", "created", "wheels")  # wheels: {name: version}
+        summary["bundle"] = {k: info.get(k) for k in keys}
     dest.mkdir(parents=True, exist_ok=True)
     runs = dest / "runs.json"
     runs.write_text(json.dumps(summary, indent=1, default=str) + "\n")

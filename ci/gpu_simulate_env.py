@@ -1,13 +1,12 @@
-"""A stand-in for the H200's Python on this CPU machine, for a dry run of ci/gpu_run.sh.
+"""A stand-in for the GPU machine's Python on this CPU machine, for a dry run of ci/gpu_run.sh.
 
-Creates a virtual environment whose site-packages holds links to those distributions of the
-current environment that ``ci/h200_packages.txt`` lists (torch, transformers, pandas... as on
-the H200 image), and nothing else: papermill, ipykernel, datasets and the rest must then come
-from the bundle's wheelhouse, as they will there. A requirement the bundle misses fails here
-first, instead of during a paid device call.
+Creates a virtual environment that links only those distributions of the current environment
+that the package list names (``ci/h200_packages.txt``: torch, transformers, pandas... as on the
+GPU image) and what they require here. papermill, ipykernel, datasets and the rest must then
+come from the bundle, as they will there: a requirement the bundle misses fails here first.
 
-    python ci/gpu_simulate_env.py /tmp/simgpu
-    python ci/gpu_bundle.py build --python-version 3.11 --out /tmp/simbundle   # this Python's tag
+    python ci/gpu_simulate_env.py /tmp/simgpu [--present LIST]
+    GPU_PYTHON=3.11 bash ci/gpu_bundle.sh /tmp/simbundle      # wheels for this Python
     PY=/tmp/simgpu/bin/python GPU_BUNDLE_SRC=/tmp/simbundle bash ci/gpu_run.sh dry-run
 """
 
@@ -15,77 +14,65 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import sysconfig
 from importlib import metadata
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_bundle import PRESENT_FILE, normalize, read_package_list  # noqa: E402
+from packaging.requirements import Requirement
+
+PRESENT = Path(__file__).resolve().parent / "h200_packages.txt"
 
 
-def top_level_entries(dist: metadata.Distribution, site: Path) -> set[str]:
-    """The names directly under ``site`` that a distribution installed (packages, modules,
-    ``.pth`` files, its ``.dist-info``)."""
-    names = set()
-    for f in dist.files or ():
-        full = Path(dist.locate_file(f)).resolve()
-        try:
-            rel = full.relative_to(site)
-        except ValueError:
-            continue  # scripts in bin/, data outside site-packages
-        names.add(rel.parts[0])
-    return names
+def normalize(name: str) -> str:
+    """PEP 503 name: ``Jupyter_Client`` -> ``jupyter-client``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def closure(present: set[str]) -> set[str]:
-    """``present`` plus what their versions installed here require (installed here too): the
-    H200's own versions bring their own requirements along, which its list names as well."""
-    from packaging.requirements import Requirement
+def read_package_list(path: str | os.PathLike) -> set[str]:
+    """Normalised names, separated by blanks; ``#`` starts a comment."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return {normalize(name) for line in lines for name in line.split("#", 1)[0].split()}
 
+
+def closure(present: set[str]) -> dict[str, metadata.Distribution]:
+    """The installed distributions named in ``present`` and, transitively, their requirements."""
     installed = {normalize(d.metadata["Name"]): d for d in metadata.distributions()}
-    found, todo = set(), [n for n in present if n in installed]
+    found: dict[str, metadata.Distribution] = {}
+    todo = [n for n in present if n in installed]
     while todo:
         name = todo.pop()
         if name in found:
             continue
-        found.add(name)
-        for line in installed[name].requires or []:
-            req = Requirement(line)
-            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-                continue
-            if normalize(req.name) in installed:
-                todo.append(normalize(req.name))
+        found[name] = installed[name]
+        for req in map(Requirement, installed[name].requires or []):
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo += [normalize(req.name)] if normalize(req.name) in installed else []
     return found
 
 
 def simulate(target: Path, present: set[str]) -> list[str]:
-    """Create the venv at ``target``; returns the distributions linked into it."""
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", "--clear", str(target)], check=True
-    )
-    keep = closure(present)
+    """Create the venv at ``target`` (``--without-pip``); returns the distributions linked in."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--clear", target], check=True)
     site = Path(sysconfig.get_paths()["purelib"]).resolve()
-    pyver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    dest = target / "lib" / pyver / "site-packages"
-    linked = []
-    for dist in metadata.distributions():
-        name = normalize(dist.metadata["Name"])
-        if name not in keep:
-            continue
-        for entry in top_level_entries(dist, site):
-            link = dest / entry
-            if not link.exists():
-                os.symlink(site / entry, link)
-        linked.append(name)
-    return sorted(set(linked))
+    dest = target / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+    keep = closure(present)
+    for dist in keep.values():
+        for f in dist.files or ():
+            full = Path(dist.locate_file(f)).resolve()
+            if full.is_relative_to(site):  # scripts in bin/ and data elsewhere are not linked
+                entry = full.relative_to(site).parts[0]
+                if not (dest / entry).exists():
+                    os.symlink(site / entry, dest / entry)
+    return sorted(keep)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("target")
-    parser.add_argument("--present", default=str(PRESENT_FILE))
+    parser.add_argument("--present", default=str(PRESENT), help="the GPU machine's packages")
     args = parser.parse_args()
     linked = simulate(Path(args.target), read_package_list(args.present))
     print(f"{args.target}: {len(linked)} distributions linked: {', '.join(linked)}")

@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 from prototokens.inputs.models import ModelUnavailable, load_model, wrap_model
-from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
+from support import tiny_model, tiny_tokenizer
 
 
 @pytest.fixture(scope="session", autouse=True)

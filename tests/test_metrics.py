@@ -8,11 +8,10 @@ from prototokens.engine.metrics import (
     h_lm,
     start_token,
     start_token_id,
-    steps_to_threshold,
     theoretical_capacity,
     token_metrics,
 )
-from prototokens.inputs.tiny import tiny_tokenizer
+from support import steps_to_threshold, tiny_tokenizer
 
 TEXTS = ["Call me Ishmael.", "The quick brown fox jumps over the lazy dog.", "To be"]
 

@@ -15,7 +15,7 @@ from prototokens.inputs.models import (
     resolve_dtype,
     wrap_model,
 )
-from prototokens.inputs.tiny import tiny_model, tiny_tokenizer
+from support import tiny_model, tiny_tokenizer
 
 
 @pytest.mark.parametrize("spec", ["pythia-160m", "no-such-model"])

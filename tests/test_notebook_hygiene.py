@@ -20,13 +20,13 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from prototokens.harness import runner
+from prototokens.harness import params as nbparams
 from prototokens.paths import repo_root
 
-NB_DIR = runner.notebook_folder()
-P_DIR = runner.params_folder()
+NB_DIR = nbparams.notebook_folder()
+P_DIR = nbparams.params_folder()
 ALL_NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
-NOTEBOOKS = runner.list_notebooks()
+NOTEBOOKS = nbparams.list_notebooks()
 EXPECTED = ("01_setup", "02_optimization")
 PARAMS_FILES = sorted(p for p in P_DIR.glob("*.yaml") if not p.name.startswith("profile_"))
 PROFILE_FILES = sorted(P_DIR.glob("profile_*.yaml"))
@@ -57,12 +57,12 @@ def test_the_notebooks_are_there():
     for stem in EXPECTED:
         assert (NB_DIR / f"{stem}.ipynb").exists(), f"{stem}.ipynb is missing from {NB_DIR}"
     assert PROFILE_FILES, f"no params/profile_*.yaml in {P_DIR}"
-    assert {p.stem.removeprefix("profile_") for p in PROFILE_FILES} >= set(runner.PROFILES)
+    assert {p.stem.removeprefix("profile_") for p in PROFILE_FILES} >= set(nbparams.PROFILES)
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=_ids(ALL_NOTEBOOKS))
 def test_name_kernel_and_no_outputs(path):
-    assert runner.NOTEBOOK_FILE.match(path.name), f"{path.name}: expected NN_snake_case.ipynb"
+    assert nbparams.NOTEBOOK_FILE.match(path.name), f"{path.name}: expected NN_snake_case.ipynb"
     nb = _read(path)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", (
         f"{path.name}: kernelspec must be python3 (papermill runs -k python3)"
@@ -97,9 +97,9 @@ def test_one_parameters_cell_of_typed_commented_literals(path):
         assert re.search(r"\S\s+#\s*\S", line), f"{where}: add a `# help` comment"
         names.append(node.target.id)
     assert len(names) == len(set(names)), f"{path.name}: a parameter is declared twice"
-    missing = [n for n in runner.SHARED_NAMES if n not in names]
+    missing = [n for n in nbparams.SHARED_NAMES if n not in names]
     assert not missing, f"{path.name}: shared parameters missing: {missing}"
-    declared = runner.declared_parameters(path)  # papermill must read every line the same way
+    declared = nbparams.declared_parameters(path)  # papermill must read every line the same way
     assert sorted(declared) == sorted(names)
     assert declared["interactive"]["inferred_type_name"] == "bool"
 
@@ -154,11 +154,11 @@ def test_widgets_only_in_a_guarded_tagged_explore_section(path):
 def test_params_file_keys_are_known_for_every_profile(path, tmp_path):
     params_file = P_DIR / f"{path.stem}.yaml"
     assert params_file.exists(), f"{path.stem}: add {params_file.name} (at least `default: {{}}`)"
-    sections = runner.load_params_file(params_file)
+    sections = nbparams.load_params_file(params_file)
     assert "default" in sections, f"{params_file.name}: needs a `default:` section"
-    for profile in runner.known_profiles(P_DIR):
+    for profile in nbparams.known_profiles(P_DIR):
         # checks unknown keys (naming the closest one), types and the shared names
-        resolved = runner.resolve_parameters(path, profile, params_dir=P_DIR, output_dir=tmp_path)
+        resolved = nbparams.resolve_parameters(path, profile, params_dir=P_DIR, output_dir=tmp_path)
         assert resolved.values["interactive"] is False
         assert resolved.values["profile"] == profile
 

@@ -60,17 +60,22 @@ def test_reference_files_parse():
     assert not big, f"reference files above 1 MiB: {big}"
 
 
+# old-shape claims tables of the committed reference, written before the claims ledger (issue 18;
+# the notebooks now write tab_claims_NN_name): they go when the reference is next regenerated
+LEGACY_CLAIMS_TABLES = {"tab_geometry_claims", "tab_model_families_claims"}
+
+
 @needs_reference
 def test_reference_names_artefacts_the_notebooks_produce_today():
     promised = promised_by_notebooks()
-    everything = set().union(*promised.values())
+    everything = set().union(*promised.values()) | {"claims"}  # the run's claims ledger
     for path in (REFERENCE / "metrics").glob("*.json"):
         assert path.stem in promised, f"{path.name}: no notebook {path.stem} today"
     stale = sorted(
         p.stem
         for kind, ext in (("tables", "*.csv"), ("figures", "*.png"))
         for p in (REFERENCE / kind).glob(ext)
-        if p.stem not in everything
+        if p.stem not in everything and p.stem not in LEGACY_CLAIMS_TABLES
     )
     assert not stale, f"reference artefacts no notebook promises any more: {stale}"
 

@@ -18,8 +18,10 @@ import nbformat
 import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-from prototokens.harness import envcheck, runner
-from prototokens.harness.runner import NotebookFailed, ParameterError
+from prototokens import envcheck
+from prototokens.harness import runner
+from prototokens.harness.params import ParameterError
+from prototokens.harness.runner import NotebookFailed
 
 PARAMS_CELL = """\
 model: str = "tiny"  # model name
@@ -190,6 +192,18 @@ def test_impossible_values_fail_before_running(project, key, value, must):
     message = str(err.value)
     assert "params/10_kappa.yaml [smoke]" in message.replace("\\", "/")
     assert f"parameter {key!r} of 10_kappa.ipynb" in message and must in message
+
+
+def test_a_list_whose_default_is_empty_may_stay_empty(project):
+    """An optional extra sweep (default ``[]``, like 03's ``other_models``) may be empty in a
+    params file; a list with a non-empty default may not."""
+    cell = RANGE_CELL + "\nextra_models: list[str] = []  # further models, none by default"
+    make_notebook(project.notebooks, "10_kappa", "pass", params=cell)
+    write_yaml(project.params / "10_kappa.yaml", {"default": {"extra_models": []}, "smoke": {}})
+    assert project.resolve("10", "default").values["extra_models"] == []
+    write_yaml(project.params / "10_kappa.yaml", {"default": {"recipes": []}, "smoke": {}})
+    with pytest.raises(ParameterError, match="'recipes' of 10_kappa.ipynb is an empty list"):
+        project.resolve("10", "default")
 
 
 def test_check_cli_rejects_a_negative_max_steps_naming_file_key_notebook(project, capsys):

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import prototokens.engine.train as engine
 import pytest
 import torch
-from prototokens.engine import experiments
-from prototokens.engine.experiments import load_result, reconstruct
+from prototokens.engine import decoding, reconstruction
 from prototokens.engine.recipe import Recipe
+from prototokens.engine.reconstruction import load_result, reconstruct
 from prototokens.engine.store import ResultStore, cache_key
 
 TEXTS = [
@@ -25,13 +24,13 @@ RECIPE = Recipe(name="test", lr=0.1, max_steps=12)
 
 def _count_optimize(monkeypatch):
     calls = []
-    real = experiments.optimize
+    real = reconstruction.optimize
 
     def counting(lm, token_ids, **kw):
         calls.append(len(token_ids))
         return real(lm, token_ids, **kw)
 
-    monkeypatch.setattr(experiments, "optimize", counting)
+    monkeypatch.setattr(reconstruction, "optimize", counting)
     return calls
 
 
@@ -63,7 +62,7 @@ def test_rows_have_metrics_and_tensors(tiny_llama, tmp_path):
     assert set(res["vectors"]) == {"e", "m"} and res["vectors"]["e"].shape == (tiny_llama.d_model,)
     assert len(res["loss_curve"]) == row.steps + 1
     # the stored vectors reproduce the stored accuracy in one forward pass
-    pred, _ = engine.predict(tiny_llama, row.arrangement, res["vectors"], row.num_tokens)
+    pred, _ = decoding.predict(tiny_llama, row.arrangement, res["vectors"], row.num_tokens)
     ids = tiny_llama.tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"]
     assert sum(p == t for p, t in zip(pred, ids)) == row.c_tokens
 
@@ -87,7 +86,7 @@ def test_second_call_is_a_cache_hit(tiny_llama, tmp_path, monkeypatch):
 
 def test_interrupted_run_keeps_finished_rows_and_resumes(tiny_llama, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
-    real = experiments.optimize
+    real = reconstruction.optimize
 
     def interrupted(lm, token_ids, on_unit_done=None, **kw):
         def first_then_ctrl_c(results):
@@ -96,7 +95,7 @@ def test_interrupted_run_keeps_finished_rows_and_resumes(tiny_llama, tmp_path, m
 
         return real(lm, token_ids, on_unit_done=first_then_ctrl_c, **kw)
 
-    monkeypatch.setattr(experiments, "optimize", interrupted)
+    monkeypatch.setattr(reconstruction, "optimize", interrupted)
     recipe = RECIPE.with_(max_steps=40)
     with pytest.raises(KeyboardInterrupt):
         # one-token texts converge within the budget, the long ones do not: rows stop at
@@ -107,7 +106,7 @@ def test_interrupted_run_keeps_finished_rows_and_resumes(tiny_llama, tmp_path, m
     kept = len(store.rows())
     assert 1 <= kept < 6, "some but not all rows were stored before the interrupt"
     assert not list(tmp_path.rglob("*.tmp")), "no half-written files"
-    monkeypatch.setattr(experiments, "optimize", real)
+    monkeypatch.setattr(reconstruction, "optimize", real)
     calls = _count_optimize(monkeypatch)
     df = reconstruct(
         tiny_llama, ["a", "b", *TEXTS], recipe=recipe, seeds=[0], store=store, progress=False
@@ -155,11 +154,12 @@ def test_store_writes_are_atomic_and_exportable(tmp_path):
     with pytest.raises(ValueError):
         store.put(key, {"x": float("nan")}, {"v": torch.zeros(2)})  # NaN is not JSON: no row stored
     assert store.get(key) is None and not list(tmp_path.rglob("*.tmp"))
-    store.put(key, {"x": 1.5}, {"vec.e": torch.ones(3)})
-    assert store.get(key) == {"x": 1.5} and torch.equal(store.vectors(key)["e"], torch.ones(3))
-    assert json.loads(store.export(tmp_path / "rows.jsonl").read_text().splitlines()[0]) == {
-        "x": 1.5
-    }
+    row = store.put(key, {"x": 1.5}, {"vec.e": torch.ones(3)})
+    assert row == {"x": 1.5, "cache_key": key}, "a stored row records its key"
+    assert store.get(key) == row and torch.equal(store.vectors(key)["e"], torch.ones(3))
+    assert json.loads(store.export(tmp_path / "rows.jsonl").read_text().splitlines()[0]) == row
+    with pytest.raises(ValueError, match="cache_key"):
+        store.put(key, {"x": 1.5, "cache_key": "other"}, {"vec.e": torch.ones(3)})
     assert pd.read_parquet(store.export(tmp_path / "rows.parquet")).x.tolist() == [1.5]
     with pytest.raises(ValueError, match="parquet"):
         store.export(tmp_path / "rows.csv")
@@ -173,18 +173,31 @@ def test_empty_text_is_rejected(tiny_llama, tmp_path):
 def test_batches_keep_sharing_groups_whole():
     """Rows of one group land in one batch even when the group does not fit what is left of the
     current batch; rows without a group fill batches up to batch_size."""
-    plan = experiments._groups(7, [0, 1], share="m", group_size=3)  # groups of 3, 3, 1 per seed
+    plan = reconstruction._groups(7, [0, 1], share="m", group_size=3)  # groups of 3, 3, 1 per seed
     missing = [i for i in range(len(plan)) if i != 4]  # one row of a group already cached
-    batches = experiments._batches(missing, plan, batch_size=4)
+    batches = reconstruction._batches(missing, plan, batch_size=4)
     assert sorted(i for b in batches for i in b) == missing  # every missing row, once
     for gid in {plan[i][2] for i in missing}:
         holding = [b for b in batches if any(plan[i][2] == gid for i in b)]
         assert len(holding) == 1, f"group {gid} split over {len(holding)} batches"
     assert max(len(b) for b in batches) <= 4
-    alone = experiments._groups(10, [0], share=None, group_size=None)
-    assert [len(b) for b in experiments._batches(list(range(10)), alone, 4)] == [4, 4, 2]
-    big = experiments._groups(6, [0], share="e", group_size=None)  # one group larger than a batch
-    assert experiments._batches(list(range(6)), big, 4) == [list(range(6))]
+    alone = reconstruction._groups(10, [0], share=None, group_size=None)
+    assert [len(b) for b in reconstruction._batches(list(range(10)), alone, 4)] == [4, 4, 2]
+    big = reconstruction._groups(6, [0], share="e", group_size=None)  # one group > a batch
+    assert reconstruction._batches(list(range(6)), big, 4) == [list(range(6))]
+
+
+def test_pairs_share_one_group_across_seeds():
+    """``pairs``: the listed (text, seed) rows only, one sharing group across their seeds."""
+    pairs = [(0, 0), (1, 0), (1, 1), (1, 2)]
+    assert reconstruction._groups(2, [9], "m", None, pairs) == [
+        (0, 0, 0), (1, 0, 0), (1, 1, 0), (1, 2, 0)]  # fmt: skip
+    assert [g for *_, g in reconstruction._groups(2, [9], "m", 2, pairs)] == [0, 0, 1, 1]
+    assert [g for *_, g in reconstruction._groups(2, [9], None, None, pairs)] == [-1] * 4
+    with pytest.raises(ValueError, match="distinct"):
+        reconstruction._groups(2, [0], "m", None, [(0, 0), (0, 0)])
+    with pytest.raises(ValueError, match="text index < 2"):
+        reconstruction._groups(2, [0], "m", None, [(2, 0)])
 
 
 def test_force_recomputes_and_overwrites(tiny_llama, tmp_path, monkeypatch):
@@ -219,7 +232,7 @@ def test_load_results_reads_each_file_once(tiny_llama, tmp_path, monkeypatch):
     reads = []
     real = store.tensors
     monkeypatch.setattr(store, "tensors", lambda key: reads.append(key) or real(key))
-    got = experiments.load_results(store, pd.concat([df, df.iloc[:2]]))  # duplicates too
+    got = reconstruction.load_results(store, pd.concat([df, df.iloc[:2]]))  # duplicates too
     assert sorted(reads) == sorted(df.cache_key), "one read per distinct row"
     assert set(got) == set(df.cache_key)
     for key, res in got.items():
@@ -228,4 +241,4 @@ def test_load_results_reads_each_file_once(tiny_llama, tmp_path, monkeypatch):
             assert torch.equal(v, singles[key]["vectors"][slot])
         assert (res["loss_curve"] == singles[key]["loss_curve"]).all()
         assert (res["accuracy_curve"] == singles[key]["accuracy_curve"]).all()
-    assert experiments.load_results(store, df.to_dict("records")).keys() == got.keys()
+    assert reconstruction.load_results(store, df.to_dict("records")).keys() == got.keys()

@@ -9,8 +9,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from prototokens.engine.experiments import reconstruct
 from prototokens.engine.recipe import Recipe
+from prototokens.engine.reconstruction import reconstruct
 from prototokens.engine.store import ResultStore
 from prototokens.studies import optimization as opt
 from prototokens.studies import setup

@@ -15,8 +15,7 @@ from prototokens.engine.metrics import start_token_id
 from prototokens.engine.optim import MaskedAdamW
 from prototokens.engine.recipe import get_recipe
 from prototokens.engine.train import optimize
-from prototokens.harness.plots import plot_schematic
-from prototokens.studies.arrangements import (
+from prototokens.studies.arrangement_study import (
     doubling_lengths,
     only_position0_wrong,
     plot_arrangements_accuracy_vs_length,
@@ -25,6 +24,7 @@ from prototokens.studies.arrangements import (
     summarize_tab2,
     tab1_wide,
 )
+from prototokens.studies.optimization_plots import plot_schematic
 
 matplotlib.use("Agg")
 TEXTS = ["Call me Ishmael.", "The quick brown fox jumps", "To be, or not to be", "Call me"]

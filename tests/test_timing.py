@@ -9,17 +9,19 @@ import prototokens.engine.graphed as graphed
 import pytest
 import torch
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
+from prototokens.engine.decoding import greedy_generate, predict
 from prototokens.engine.forward import batch_loss, plan_batch
 from prototokens.engine.recipe import get_recipe
-from prototokens.engine.train import optimize, predict
+from prototokens.engine.train import optimize
 from prototokens.inputs.architectures import (
     ARCHITECTURES,
     PAPER_ARCHITECTURES,
-    count_parameters,
     random_lm,
 )
-from prototokens.studies import bounds, timing
-from prototokens.studies.throughput import run_throughput, speedups, training_time_table
+from prototokens.studies import bounds
+from prototokens.studies import decode_timing as timing
+from prototokens.studies.throughput import run_throughput, speedups
+from support import count_parameters
 
 # --------------------------------------------------------------------------- harness
 
@@ -64,11 +66,34 @@ def test_both_baselines_give_the_greedy_tokens(tiny_lm, n):
     prefix = _diverse_prefix(tiny_lm)
     ref = timing.reference_greedy(tiny_lm, prefix, n)  # no cache: the ground truth
     assert ref.shape == (3, n)
-    assert torch.equal(timing.generate_greedy(tiny_lm, prefix, n), ref)
+    assert torch.equal(greedy_generate(tiny_lm, prefix, n), ref)
     dec = timing.StaticDecoder(tiny_lm, 3, 2, n)
     assert dec.mode == "eager"  # CPU
     assert torch.equal(dec(prefix), ref)
     assert torch.equal(dec(prefix), ref)  # a reused decoder resets its cache
+
+
+
+def test_the_ar_read_out_and_the_probe_use_the_one_greedy_generator(tiny_neox):
+    """``predict`` of an ``ar-K`` arrangement and the read-out probe decode with
+    ``greedy_generate``: the cache-free greedy tokens, end-of-text included (not masked)."""
+    from prototokens.studies.readout import generate_from_vectors
+
+    with torch.no_grad():
+        tiny_neox.model.get_output_embeddings().weight[0] *= 40  # end-of-text (id 0) likeliest
+    prefix = _diverse_prefix(tiny_neox, B=1)  # (1, 2, d)
+    ref = timing.reference_greedy(tiny_neox, prefix, 6)[0].tolist()
+    assert 0 in ref
+    vectors = {"mem0": prefix[0, 0].float(), "mem1": prefix[0, 1].float()}
+    assert predict(tiny_neox, "ar-2", vectors, 6)[0] == ref
+    em = {"e": prefix[0, 0].float(), "m": prefix[0, 1].float()}
+    assert generate_from_vectors(tiny_neox, em, 6, with_start=False) == ref
+
+
+def test_random_ids_are_seeded_and_in_range():
+    a = timing.random_ids(3, 5, 7, seed=2)
+    assert a == timing.random_ids(3, 5, 7, seed=2) != timing.random_ids(3, 5, 7, seed=3)
+    assert len(a) == 3 and all(len(r) == 5 and all(1 <= t < 7 for t in r) for r in a)
 
 
 class _EagerGraph:
@@ -107,7 +132,7 @@ def test_baselines_do_not_stop_at_end_of_text(tiny_neox):
     prefix = _diverse_prefix(tiny_neox, B=2)
     ref = timing.reference_greedy(tiny_neox, prefix, 8)
     assert (ref == 0).any()
-    assert torch.equal(timing.generate_greedy(tiny_neox, prefix, 8), ref)
+    assert torch.equal(greedy_generate(tiny_neox, prefix, 8), ref)
     assert torch.equal(timing.static_greedy(tiny_neox, prefix, 8), ref)
 
 
@@ -125,7 +150,6 @@ def test_static_decoder_rejects_a_wrong_shape_and_cuda_graphs_on_cpu(tiny_llama)
 def test_bound_arithmetic():
     # 1B parameters at 1 PFLOP/s: 2e9 FLOPs per token -> 500,000 tokens/s
     assert bounds.compute_bound_tok_s(10**9, 1e15) == pytest.approx(5e5)
-    assert bounds.one_forward_flops(10**9, 100, 4) == pytest.approx(8e11)
     # 1B bf16 parameters (2 GB) at 4 TB/s: 2,000 steps/s; batch 8 -> 16,000 tokens/s
     assert bounds.decode_bound_tok_s(10**9, 2, 4e12) == pytest.approx(2000)
     assert bounds.decode_bound_tok_s(10**9, 2, 4e12, batch_size=8) == pytest.approx(16000)
@@ -182,24 +206,6 @@ def test_run_throughput_rows_record_the_device_and_match(monkeypatch):
     assert len(s) == 1 and s.speedup_vs_generate.iloc[0] > 0
 
 
-def test_training_time_table_reads_converged_rows_only():
-    import pandas as pd
-
-    assert training_time_table(pd.DataFrame()).empty
-    rows = pd.DataFrame({
-        "model": ["m"] * 3, "device": ["cpu"] * 3, "num_tokens": [8, 8, 8],
-        "wall_time_s": [2.0, 4.0, 100.0], "converged": [True, True, False],
-        "arrangement": [DEFAULT_ARRANGEMENT] * 3, "batch_size": [2, 2, 2], "steps": [10, 20, 30],
-    })  # fmt: skip
-    t = training_time_table(rows)
-    assert t.rows.tolist() == [2] and t.median_s_to_converge.tolist() == [3.0]
-    assert t.median_s_per_text.tolist() == [1.5]
-    # as the row store has them: share "none" (per-text) kept, a shared m left out
-    stored = rows.assign(share=["none", "m", "none"])
-    t = training_time_table(stored)
-    assert t.rows.tolist() == [1] and t.median_s_to_converge.tolist() == [2.0]
-
-
 # --------------------------------------------------------------------------- fixed-shape step
 
 
@@ -250,12 +256,31 @@ def test_cuda_graph_mode_needs_cuda():
     assert graphed.resolve_mode(True, torch.device("cpu")) == "compile"
 
 
+def _bench_module(name: str):
+    """A module of bench/ (run as scripts, so not a package): loaded from its file."""
+    import importlib.util
+    import sys
+
+    from prototokens.paths import repo_root
+
+    bench = str(repo_root() / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)  # bench modules import each other by name
+    spec = importlib.util.spec_from_file_location(name, f"{bench}/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_step_timing_on_a_tiny_model(tiny_llama):
-    from prototokens.studies.step_timing import compare_vectors, time_bare_loop, time_optimize
+    step_timing = _bench_module("step_timing")
+    compare_vectors, time_bare_loop = step_timing.compare_vectors, step_timing.time_bare_loop
+    time_optimize = step_timing.time_optimize
 
     r = time_optimize(tiny_llama, 2, 4, warmup=1, steps=2)
     assert r["step_ms"] > 0 and r["texts_steps_per_s"] > 0 and r["all_rows_full_steps"]
     assert r["timed_steps"] == 2 and r["warmup_steps"] == 1  # CPU: a host sync every step
+    assert time_optimize(tiny_llama, 1, 4, warmup=1, steps=1, arrangement="e+m*N")["step_ms"] > 0
     assert time_bare_loop(tiny_llama, 2, 4, warmup=1, steps=2)["loss_finite"]
     c = compare_vectors(tiny_llama, 2, 4, steps=3, compiled="eager")
     assert c["max_abs_diff"] < 1e-5 and c["same_steps"] and c["same_predictions"] == 1.0

@@ -1,26 +1,10 @@
 """The vocabulary of the interaction tables: what a person does with a widget, and what they see.
 
 A notebook's entry in :mod:`ci.browser.interactions` is an :class:`Explore`: optional parameter
-overrides for the browser run and a list of steps, executed in order after "Run All Cells":
-
-- ``Set(widget, value)``: give the control labelled ``widget`` (its ipywidgets ``description``)
-  the value ``value`` the way a person does: pick the option of a dropdown / toggle buttons /
-  radio buttons by its label, type into a text or number box (then Enter), type into a slider's
-  readout (then Enter), tick or untick a checkbox.
-- ``Click(widget)``: press the button whose text is ``widget``.
-- ``ExpectText(pattern, what)``: wait until the regular expression ``pattern`` matches the text
-  shown by the Explore widgets (``what`` names it in failure messages).
-- ``ExpectImage(what, count)``: wait until at least ``count`` images are shown, all loaded
-  (``naturalWidth > 0``).
-- ``ExpectElement(css, what, count)``: wait until at least ``count`` elements match ``css``
-  inside the Explore widgets (e.g. coloured token spans).
-- ``ExpectWidget(widget, enabled=False)``: wait until a control labelled ``widget`` (or a button
-  with that text) is shown (and, with ``enabled=True``, usable: e.g. Train again after a run).
-- ``Screenshot(name)``: save ``<notebook>__<name>.png`` of the Explore widgets.
-
-Every ``Expect*`` waits up to its ``timeout`` (seconds). After every step the driver also looks
-for errors (a traceback in any output area or Output widget, an exception seen by the kernel, an
-uncaught browser error, or ``Explore.errors`` matching the widget text) and fails naming the step.
+overrides for the browser run and steps run in order after "Run All Cells" (``Set``, ``Click``,
+``Expect*``, ``Screenshot``; their meaning is tabled in ci/README.md). Every ``Expect*`` waits up
+to its ``timeout`` (seconds); after every step the driver looks for errors and fails naming the
+step. :func:`check_entry` rejects a malformed entry with a message naming the notebook and step.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
 """The engine: arrangements, recipes, the batched forward and optimiser, metrics and the row store.
 
-``optimize`` trains proto-tokens for a batch of texts, ``predict`` decodes trained vectors in one
-forward pass, and ``reconstruct`` (in :mod:`prototokens.engine.experiments`) is the cached call the
-notebooks make. Everything here is independent of Jupyter.
+``train.optimize`` trains proto-tokens for a batch of texts, ``decoding.predict`` decodes trained
+vectors in one forward pass, and ``reconstruction.reconstruct`` is the cached call the notebooks
+make. Everything here is independent of Jupyter. Nothing is re-exported here: import from the
+module that defines a name, or use the lazy top-level API (:mod:`prototokens`).
 """
-
-from __future__ import annotations
-
-from prototokens.engine.train import Progress, RowResult, optimize, predict
-
-__all__ = ["Progress", "RowResult", "optimize", "predict"]

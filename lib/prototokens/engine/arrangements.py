@@ -10,26 +10,36 @@ name               inputs Z                             L      output at positio
 ``e*N/2+m*N/2``    [e] x ceil(N/2), [m] x floor(N/2)    N      t_{p+1}
 ``(e,m)*N/2``      e, m, e, m, ...                      N      t_{p+1}
 ``e+m*(N-1)``      e, [m] x (N-1)       (paper Eq. 1)   N      t_{p+1}: e predicts t_1
-``e+m*N``          e, [m] x N           (**default**)   N+1    e: nothing; the p-th m predicts t_p
+``e+m*N``          e, [m] x N                           N+1    e: nothing; the p-th m predicts t_p
 ``bos+e+m*N``      <s>, e, [m] x N                      N+2    <s>, e: nothing; p-th m predicts t_p
-``bos+e+m*(N-1)``  <s>, e, [m] x (N-1)                  N+1    <s>: nothing; e predicts t_1
+``bos+e+m*(N-1)``  <s>, e, [m] x (N-1)  (**default**)   N+1    <s>: nothing; e predicts t_1
 ``ar-K``           mem_1..mem_K, t_1 .. t_{N-1}         K+N-1  mem_K predicts t_1; t_p, t_{p+1}
 =================  ==================================  =====  ===================================
 
 ``<s>`` is the model's own document-boundary token (``engine.metrics.start_token_id``: BOS for
 Llama 3, ``<|endoftext|>`` for GPT-NeoX and SmolLM2), fed as its frozen embedding: a ``TOKEN``
 slot whose ``token_index`` is :data:`START`. Llama-style models use the first position as an
-attention sink; the prefixed variants give them a real one (the paper's models' tokenizers add
-BOS to ordinary text, so the paper's code may have had it). Notebook 04 measures both readings of
-Eq. 1 with and without it.
+attention sink; the prefixed variants give them a real one. Which tokenizers put a BOS in front
+of ordinary text by themselves (what a model saw at position 0 in training):
 
-Why ``e+m*N`` is the default. The paper's Eq. 1 lets the output at e predict t_1; its Table 1
-caption says that in the winning scheme e's output is "not guided" and t_1 is the target of the
-first m. On SmolLM2-135M the Eq. 1 reading leaves position 0 wrong (8 texts x 4 seeds stuck at
-31/32 tokens after 2000 GPU steps; at N=16 always exactly position 0), while with e's output
-unsupervised the same 16-token text is reconstructed in 80 steps. Eq. 1 stays available as
-``e+m*(N-1)``. With the model's start token in front, Eq. 1 works too (``bos+e+m*(N-1)``: 12/12
-exact against 0/12 on SmolLM2 at N = 4 and 8; README, "Choices where the paper is ambiguous").
+- Pythia / GPT-NeoX: no (its ``<|endoftext|>`` is a separator, never prepended), so the paper's
+  Pythia runs fed plain Eq. 1, ``e+m*(N-1)``, with nothing in front;
+- Llama 3: yes, ``<|begin_of_text|>``;
+- Gemma (2 and 3): yes, ``<bos>``;
+- SmolLM2: no by default (its BOS ``<|im_start|>`` opens a chat turn and is not added).
+
+Whether the paper's code kept the BOS for Llama is not stated. The ``paper`` profile therefore
+feeds the paper's models plain Eq. 1 with ours, ``bos+e+m*(N-1)``, beside it, and notebook 04
+measures both readings of Eq. 1 with and without the start token.
+
+Why ``bos+e+m*(N-1)`` is the default. The paper's Eq. 1 lets the output at e predict t_1; its
+Table 1 caption says that in the winning scheme e's output is "not guided" and t_1 is the target
+of the first m. On SmolLM2-135M plain Eq. 1 leaves position 0 wrong (8 texts x 4 seeds stuck at
+31/32 tokens after 2000 GPU steps; at N=16 always exactly position 0), and with e's output
+unsupervised (``e+m*N``) the same 16-token text is reconstructed in 80 steps. With the model's
+start token in front, Eq. 1 works as written (``bos+e+m*(N-1)``: 12/12 exact against 0/12 on
+SmolLM2 at N = 4 and 8; README, "Choices where the paper is ambiguous"), so that is the default
+and ``e+m*(N-1)``, ``e+m*N`` stay available.
 ``ar-K`` is the autoregressive baseline of the predecessor (Kuratov et al.): K trained vectors in
 front of the teacher-forced text; unlike the predecessor, t_1 is predicted too.
 """

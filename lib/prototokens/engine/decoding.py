@@ -1,9 +1,15 @@
 """One-forward decoding from trained vectors: the deployment path of every arrangement.
 
 ``predict(lm, arrangement, vectors, n_tokens)`` runs Z through the frozen model once and takes
-the argmax at every supervised position (for ``ar-K``, free-running ``generate`` from the K
+the argmax at every supervised position (for ``ar-K``, free-running greedy decoding from the K
 vectors). The engine calls it at the end of training (:func:`evaluate_row`), so a row's
 ``predicted_ids`` are what this function returns.
+
+Two decoders, one definition each: :func:`forward_argmax` (one forward pass over a planned batch,
+the argmax at every target position: what :func:`predict` and the throughput timings run) and
+:func:`greedy_generate` (``transformers`` ``generate`` after a soft prompt of vectors, exactly
+``n_tokens`` tokens, end-of-text neither stopping nor masked: the ``ar-K`` read-out, the read-out
+probe of notebook 06 and the autoregressive timings of notebook 07).
 """
 
 from __future__ import annotations
@@ -55,34 +61,57 @@ def predict(
     plan = plan_batch(arrangement, [ids], lm.device, start_token_for(lm, arrangement))
     ce_total = None
     if arrangement.autoregressive:
-        pred = soft_prompt_generate(lm, vec, n_tokens)
+        pred = greedy_generate(lm, vec, n_tokens)[0].tolist()
         if token_ids is not None:
             hidden = hidden_states(model, input_embeddings(model, plan, vec))
             ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
         return pred, ce_total
-    hidden = hidden_states(model, input_embeddings(model, plan, vec))
-    order = torch.argsort(plan.tgt_pos)
-    pred = target_argmax(model, plan, hidden, chunk_elements)[order].tolist()
+    pred, hidden = forward_argmax(lm, plan, vec, chunk_elements)
+    pred = pred[torch.argsort(plan.tgt_pos)].tolist()
     if token_ids is not None:
         ce_total = float(target_ce(model, plan, hidden, chunk_elements)[0].sum())
     return pred, ce_total
 
 
-@torch.no_grad()
-def soft_prompt_generate(lm, prefix: torch.Tensor, n_tokens: int) -> list[int]:
-    """Greedy ``generate`` of exactly ``n_tokens`` tokens after the soft prompt ``prefix``
-    (1, P, d) of input vectors (cast to the model dtype): the read-out of trained vectors."""
+def forward_argmax(
+    lm, plan, vectors: torch.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over a planned batch (``forward.plan_batch``; ``vectors`` (B, S, d)):
+    the greedy token at every target position, (T,) in the plan's target order, and the hidden
+    states (B, L, d) (for a CE of the same pass)."""
     model = lm.model
-    x = prefix.to(model.get_input_embeddings().weight.dtype)
-    out = model.generate(
-        inputs_embeds=x,
-        attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=lm.device),
+    hidden = hidden_states(model, input_embeddings(model, plan, vectors))  # (B, L, d)
+    return target_argmax(model, plan, hidden, chunk_elements), hidden
+
+
+def _pad_id(lm) -> int:
+    tok = lm.tokenizer
+    return int(getattr(tok, "pad_token_id", None) or getattr(tok, "eos_token_id", None) or 0)
+
+
+@torch.inference_mode()
+def greedy_generate(lm, prefix: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """(B, n) tokens from ``model.generate`` (default cache) after the soft prompt ``prefix``
+    (B, P, d) of input vectors (cast to the model dtype), greedy, exactly ``n_tokens``: the stop
+    token is an id outside the vocabulary, so end-of-text neither stops a row nor is masked
+    (``min_new_tokens`` would mask it and change the argmax). The model's own generation config
+    (sampling, penalties) is not used."""
+    from transformers import GenerationConfig
+
+    cfg = GenerationConfig(
         max_new_tokens=n_tokens,
-        min_new_tokens=n_tokens,
         do_sample=False,
-        pad_token_id=getattr(lm.tokenizer, "pad_token_id", None) or 0,
+        eos_token_id=lm.vocab_size,
+        pad_token_id=_pad_id(lm),
+        bos_token_id=None,
     )
-    return out[0, -n_tokens:].tolist()
+    x = prefix.to(lm.model.get_input_embeddings().weight.dtype)
+    out = lm.model.generate(
+        inputs_embeds=x,
+        attention_mask=torch.ones(x.shape[:2], dtype=torch.long, device=x.device),
+        generation_config=cfg,
+    )
+    return out[:, -n_tokens:]
 
 
 def evaluate_row(

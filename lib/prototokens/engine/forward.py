@@ -138,12 +138,13 @@ def input_embeddings(model, plan: BatchPlan, vectors: torch.Tensor) -> torch.Ten
 
 
 def _head_ce(
-    head, softcap, h: torch.Tensor, target: torch.Tensor
+    head, softcap, h: torch.Tensor, target: torch.Tensor, temperature: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     logits = head(h).float()  # (t, V)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    ce = F.cross_entropy(logits, target, reduction="none")  # (t,)
+    scaled = logits if temperature == 1.0 else logits / temperature  # argmax unchanged
+    ce = F.cross_entropy(scaled, target, reduction="none")  # (t,)
     correct = (logits.argmax(-1) == target).float()  # (t,)
     return ce, correct
 
@@ -155,9 +156,14 @@ def hidden_states(model, inputs_embeds: torch.Tensor) -> torch.Tensor:
 
 
 def target_ce(
-    model, plan: BatchPlan, hidden: torch.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+    model,
+    plan: BatchPlan,
+    hidden: torch.Tensor,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-target CE (nats) and correctness (argmax == target), each (T,), from hidden (R, L, d)."""
+    """Per-target CE (nats) of logits / ``temperature`` and correctness (argmax == target), each
+    (T,), from hidden (R, L, d)."""
     head = model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     R, L, d = hidden.shape
@@ -166,16 +172,17 @@ def target_ce(
     per_chunk = max(1, chunk_elements // vocab)
     T = h.shape[0]
     if T <= per_chunk:
-        return _head_ce(head, softcap, h, plan.tgt_token)
+        return _head_ce(head, softcap, h, plan.tgt_token, temperature)
     ces, cors = [], []
     for start in range(0, T, per_chunk):
         sl = slice(start, start + per_chunk)
         if torch.is_grad_enabled() and h.requires_grad:
             ce, cor = checkpoint(
-                _head_ce, head, softcap, h[sl], plan.tgt_token[sl], use_reentrant=False
-            )
+                _head_ce, head, softcap, h[sl], plan.tgt_token[sl], temperature,
+                use_reentrant=False,
+            )  # fmt: skip
         else:
-            ce, cor = _head_ce(head, softcap, h[sl], plan.tgt_token[sl])
+            ce, cor = _head_ce(head, softcap, h[sl], plan.tgt_token[sl], temperature)
         ces.append(ce)
         cors.append(cor)
     return torch.cat(ces), torch.cat(cors)
@@ -197,12 +204,17 @@ def target_argmax(
 
 
 def batch_loss(
-    model, plan: BatchPlan, vectors: torch.Tensor, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS
+    model,
+    plan: BatchPlan,
+    vectors: torch.Tensor,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    temperature: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One forward. Returns per-text CE sums (R,) in nats, correct counts (R,) and the
-    per-target argmax correctness (T,) (for first-error positions)."""
+    """One forward. Returns per-text CE sums (R,) in nats (of logits / ``temperature``: the
+    training loss), correct counts (R,) and the per-target argmax correctness (T,) (for
+    first-error positions)."""
     hidden = hidden_states(model, input_embeddings(model, plan, vectors))
-    ce, correct = target_ce(model, plan, hidden, chunk_elements)
+    ce, correct = target_ce(model, plan, hidden, chunk_elements, temperature)
     R = plan.shape[0]
     ce_rows = torch.zeros(R, device=ce.device, dtype=ce.dtype).index_add(0, plan.tgt_row, ce)
     cor_rows = torch.zeros(R, device=ce.device, dtype=ce.dtype).index_add(0, plan.tgt_row, correct)

@@ -83,8 +83,12 @@ class GraphedStep:
     by the caller); ``units``: (R,) unit of every row.
     """
 
-    def __init__(self, model, plan, params, row_to_param, alive, units, chunk_elements, mode):
+    def __init__(
+        self, model, plan, params, row_to_param, alive, units, chunk_elements, mode,
+        temperature: float = 1.0,
+    ):  # fmt: skip
         self.model, self.params, self.row_to_param = model, params, row_to_param
+        self.temperature = temperature
         self.plan = pad_plan(plan, bucket_length(plan.shape[1]))
         self.alive, self.units, self.chunk = alive, units, chunk_elements
         self.device = params[0].device
@@ -100,7 +104,9 @@ class GraphedStep:
 
     def _forward(self, *params):
         vec = torch.stack([p[idx] for p, idx in zip(params, self.row_to_param)], dim=1)  # (R,S,d)
-        ce, correct, _ = batch_loss(self.model, self.plan, vec, self.chunk)  # (R,), (R,)
+        ce, correct, _ = batch_loss(
+            self.model, self.plan, vec, self.chunk, self.temperature
+        )  # (R,), (R,)
         loss = torch.where(self.alive[self.units], ce, torch.zeros_like(ce)).sum()
         return ce, correct, loss
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-import numpy as np
 import torch
 
 THRESHOLDS = (0.95, 0.99, 1.0)
@@ -38,12 +37,6 @@ def token_metrics(pred: Sequence[int], target: Sequence[int]) -> dict:
         "exact_match": not wrong,
         "first_wrong": wrong[0] if wrong else None,
     }
-
-
-def steps_to_threshold(accuracy_curve: Sequence[float], threshold: float) -> int | None:
-    """First step whose accuracy reaches ``threshold`` (None if never)."""
-    hits = np.nonzero(np.asarray(accuracy_curve) >= threshold - 1e-9)[0]
-    return int(hits[0]) if len(hits) else None
 
 
 def theoretical_capacity(d_model: int, vocab_size: int, bits_per_value: int = 16) -> float:

@@ -56,3 +56,26 @@ class MaskedAdamW:
             "exp_avg_sq": self.exp_avg_sq[i][rows].clone(),
             "step": self.steps[i][rows].clone(),
         }
+
+
+class MaskedLion(MaskedAdamW):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms") with the same
+    per-row freeze mask and state layout as :class:`MaskedAdamW` (``exp_avg_sq`` stays zero), so
+    warm starts and snapshots work unchanged.
+
+    Update: ``c = b1*m + (1-b1)*g``; ``p <- p*(1 - lr*wd) - lr*sign(c)``; ``m <- b2*m + (1-b2)*g``.
+    Every coordinate moves by exactly ``lr``: a normalised step whose size does not depend on the
+    gradient's scale (which spans orders of magnitude between short and long texts).
+    """
+
+    @torch.no_grad()
+    def step(self, lr: float, masks: list[torch.Tensor]) -> None:
+        for p, m, t, active in zip(self.params, self.exp_avg, self.steps, masks):
+            if p.grad is None:
+                continue
+            g = p.grad
+            a = active[:, None]
+            t.add_(active.float())
+            update = torch.sign(self.b1 * m + (1 - self.b1) * g)
+            p.copy_(torch.where(a, p * (1 - lr * self.wd) - lr * update, p))
+            m.copy_(torch.where(a, self.b2 * m + (1 - self.b2) * g, m))

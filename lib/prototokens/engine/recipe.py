@@ -11,8 +11,10 @@ import math
 import numbers
 from dataclasses import asdict, dataclass, replace
 
-INITS = ("normal", "embedding_std")
+INITS = ("normal", "embedding_std", "uniform")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
+OPTIMIZERS = ("adamw", "lion")
+UNIFORM_INIT_HIGH = 0.02  # init "uniform": U[0, 0.02) (Progressive Cramming's init)
 
 
 @dataclass(frozen=True)
@@ -26,17 +28,27 @@ class Recipe:
     eps: float = 1e-8
     max_steps: int = 5000
     stop_accuracy: float = 1.0
-    init: str = "normal"  # "normal": N(0,1) (paper); "embedding_std": N(0,1)*std(E) (predecessor)
+    # "normal": N(0,1) (paper); "embedding_std": N(0,1)*std(E) (predecessor); "uniform":
+    # U[0, 0.02) (Progressive Cramming)
+    init: str = "normal"
     init_scale: float = 1.0  # multiplies the init
     schedule: str = "constant"  # "constant" | "cosine" | "warmup_cosine"
     warmup_steps: int = 0
     min_lr_ratio: float = 0.1  # floor of the cosine schedules, as a fraction of lr
+    # "adamw" (paper) or "lion" (sign of an interpolated momentum, Chen et al. 2023: every
+    # coordinate moves by exactly lr, whatever the gradient's scale)
+    optimizer: str = "adamw"
+    # the training loss is CE(logits / temperature) (Progressive Cramming: 0.25 crams most);
+    # argmax, and so accuracy and the stop rule, do not depend on it; rows report CE at T = 1
+    temperature: float = 1.0
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"Recipe.name must be a non-empty string, got {self.name!r}")
         if self.init not in INITS:
             raise ValueError(f"unknown init {self.init!r}; choose one of {INITS}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
         for field_name in ("max_steps", "warmup_steps"):
@@ -47,6 +59,7 @@ class Recipe:
         _number(self, "stop_accuracy", lambda x: 0 < x <= 1, "in (0, 1]")
         _number(self, "init_scale", lambda x: x > 0, "> 0")
         _number(self, "min_lr_ratio", lambda x: 0 <= x <= 1, "in [0, 1]")
+        _number(self, "temperature", lambda x: x > 0, "> 0")
         betas = self.betas
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"recipe {self.name!r}: betas must be two numbers, got {betas!r}")

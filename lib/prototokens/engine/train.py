@@ -26,11 +26,7 @@ import numpy as np
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, Arrangement, get_arrangement
-from prototokens.engine.decoding import (  # predict: re-exported (engine, studies, tests)
-    evaluate_row,
-    predict,  # noqa: F401
-    start_token_for,
-)
+from prototokens.engine.decoding import evaluate_row, start_token_for
 from prototokens.engine.forward import (
     BatchPlan,
     auto_chunk_elements,
@@ -38,8 +34,8 @@ from prototokens.engine.forward import (
     plan_batch,
 )
 from prototokens.engine.metrics import THRESHOLDS
-from prototokens.engine.optim import MaskedAdamW
-from prototokens.engine.recipe import Recipe, get_recipe
+from prototokens.engine.optim import MaskedAdamW, MaskedLion
+from prototokens.engine.recipe import UNIFORM_INIT_HIGH, Recipe, get_recipe
 from prototokens.identity import stable_seed, text_fingerprint
 
 SHARE_MODES = (None, "e", "m")
@@ -116,7 +112,11 @@ class _Slots:
             rows = []
             for s in seeds_:
                 gen = torch.Generator().manual_seed(s)
-                rows.append(torch.randn(d, generator=gen) * init_std * recipe.init_scale)
+                if recipe.init == "uniform":  # U[0, 0.02) * init_scale
+                    draw = torch.rand(d, generator=gen) * UNIFORM_INIT_HIGH
+                else:  # N(0, 1) * init_std
+                    draw = torch.randn(d, generator=gen) * init_std
+                rows.append(draw * recipe.init_scale)
             self.params.append(torch.stack(rows).to(device).requires_grad_(True))
             self.row_to_param.append(torch.tensor(r2p, device=device))
             self.param_unit.append(torch.tensor(punit, device=device))
@@ -246,7 +246,8 @@ def optimize(
     slots = _Slots(
         arrangement, token_ids, seeds, groups, share, recipe, lm.d_model, init_std, device
     )
-    opt = MaskedAdamW(slots.params, recipe.betas, recipe.weight_decay, recipe.eps)
+    opt_class = MaskedLion if recipe.optimizer == "lion" else MaskedAdamW
+    opt = opt_class(slots.params, recipe.betas, recipe.weight_decay, recipe.eps)
     for name, given in (("init_vectors", init_vectors), ("init_state", init_state)):
         if given is not None and len(given) != R:
             raise ValueError(f"got {len(given)} {name} entries for {R} texts")
@@ -278,7 +279,7 @@ def optimize(
 
         graphed = GraphedStep(
             model, full_plan, slots.params, slots.row_to_param, alive, units, chunk_elements,
-            compiled,
+            compiled, recipe.temperature,
         )  # fmt: skip
     t0 = time.perf_counter()
 
@@ -320,7 +321,7 @@ def optimize(
     for step in range(T1):
         if graphed is None:
             vec = slots.gather(rows)  # (b, S, d)
-            ce, correct, _ = batch_loss(model, plan, vec, chunk_elements)  # (b,), (b,)
+            ce, correct, _ = batch_loss(model, plan, vec, chunk_elements, recipe.temperature)
         else:  # fixed shape: all rows, gradients already in p.grad
             ce, correct = graphed()
         with torch.no_grad():

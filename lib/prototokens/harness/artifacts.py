@@ -10,20 +10,19 @@ land where the runner and the report look for them:
   the run manifest read back.
 
 ``output_dir=None`` means :func:`prototokens.paths.output_dir` (``$PROTOTOKENS_OUTPUT_DIR`` or
-``<repo>/outputs``). Writes are atomic (:mod:`prototokens.io`): a killed run never leaves half a
+``<repo>/outputs``). Writes are atomic (:mod:`prototokens.files`): a killed run never leaves half a
 file.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from prototokens.io import atomic_path, write_json, write_text
+from prototokens.files import atomic_path, write_json, write_text
 from prototokens.paths import output_dir as _output_dir
 
 ARTEFACT_NAME = re.compile(r"^(fig|tab|setup)[0-9a-z_]*$")
@@ -199,15 +198,3 @@ def write_metrics(
     if not isinstance(metrics, Mapping):
         raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
     return write_json(metrics_path(notebook, output_dir), _clean_metrics(metrics, ""))
-
-
-def read_metrics(notebook: str, output_dir: str | os.PathLike | None = None) -> dict:
-    """Read back ``metrics/<notebook>.json``; ``FileNotFoundError`` names the file if it is
-    missing."""
-    path = metrics_path(notebook, output_dir)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no metrics for {notebook}: {path} does not exist "
-            "(has the notebook run with this output_dir?)"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))

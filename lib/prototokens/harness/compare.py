@@ -1,9 +1,12 @@
 """Compare one's own run with a reference run (``outputs/reference/h200``): metrics and tables.
 
 ``python -m prototokens.harness.compare [OURS] [REFERENCE]`` (defaults ``outputs`` and
-``outputs/reference/h200``) prints, per notebook, every numeric metric of the reference beside
-ours with the difference, then which tables and figures the reference has that ours lacks, and
-the reference's provenance (device, profile, wall time per notebook). Numbers differ across
+``outputs/reference/h200``) prints the reference's provenance (device, profile, wall time per
+notebook), then every claim whose verdict differs between the two claims ledgers
+(:func:`compare_claims`; a reference written before the ledger existed has its claims only in
+its metrics, keyed by their old wording: they are listed, not matched), then, per notebook,
+every numeric metric of the reference beside ours with the difference, then which tables and
+figures the reference has that ours lacks. Numbers differ across
 devices and profiles (bf16 on the H200, fp32 on a CPU; different sizes per profile): the point is
 to see where, not to demand equality. Exit status 0 unless a folder is missing.
 """
@@ -16,6 +19,7 @@ import math
 import sys
 from pathlib import Path
 
+from prototokens.harness.ledger import read_ledger
 from prototokens.paths import repo_root
 
 DEFAULT_REFERENCE = "outputs/reference/h200"
@@ -68,8 +72,52 @@ def _fmt(value) -> str:
     return "-" if value is None else str(value)
 
 
+def old_claims(folder: Path) -> dict[str, dict[str, str]]:
+    """``{notebook: {claim wording: verdict}}`` from metrics written before the ledger (their
+    ``claims`` entry keyed by wording, not id); empty for a folder with a ledger."""
+    out = {}
+    for path in sorted((folder / "metrics").glob("[0-9][0-9]_*.json")):
+        if path.name.endswith(".manifest.json"):
+            continue
+        claims = json.loads(path.read_text()).get("claims")
+        if isinstance(claims, dict) and claims:
+            out[path.stem] = {str(k): str(v) for k, v in claims.items()}
+    return out
+
+
+def compare_claims(ours: Path, ref: Path, out=sys.stdout) -> list[tuple[str, str, str, str]]:
+    """Rows ``(id, reference verdict, our verdict, "same"/"differs"/"only ours"/"only
+    reference")`` over the union of both ledgers' claim ids; prints the rows that are not
+    "same". A reference without a ledger (older shape) is said so, its claims listed."""
+    a, b = read_ledger(ref), read_ledger(ours)
+    if a.empty:
+        old = old_claims(ref)
+        if old:
+            print("claims: the reference predates the claims ledger; its verdicts (old wording, "
+                  "not matched to ours):", file=out)  # fmt: skip
+            for nb, claims in old.items():
+                for claim, verdict in claims.items():
+                    print(f"   {nb:<22} {verdict:<20} {claim}", file=out)
+        else:
+            print("claims: the reference has no claims ledger", file=out)
+    rv, ov = dict(zip(a.id, a.verdict)), dict(zip(b.id, b.verdict))
+    rows = []
+    for cid in list(dict.fromkeys([*rv, *ov])):
+        r, o = rv.get(cid), ov.get(cid)
+        state = "only ours" if r is None else "only reference" if o is None else (
+            "same" if r == o else "differs")  # fmt: skip
+        rows.append((cid, r or "-", o or "-", state))
+    if not a.empty:
+        changed = [row for row in rows if row[3] != "same"]
+        print(f"claims: {len(rows) - len(changed)} of {len(rows)} verdicts the same", file=out)
+        for cid, r, o, state in changed:
+            print(f"   {cid:<36} reference {r:<14} ours {o:<14} {state}", file=out)
+    return rows
+
+
 def compare(ours: Path, ref: Path, out=sys.stdout) -> dict:
-    """Print the comparison; returns ``{notebook: rows}``."""
+    """Print the comparison; returns ``{notebook: metric rows}`` and, under ``"claims"``, the
+    rows of :func:`compare_claims`."""
     result = {}
     runs_file = ref / "runs.json"
     if runs_file.exists():
@@ -84,6 +132,8 @@ def compare(ours: Path, ref: Path, out=sys.stdout) -> dict:
                 f"  {nb:<24} {info.get('status', '?'):<10} {_fmt(info.get('wall_time_s'))} s",
                 file=out,
             )
+    print("", file=out)
+    result["claims"] = compare_claims(ours, ref, out=out)
     for ref_file in sorted((ref / "metrics").glob("[0-9][0-9]_*.json")):
         if ref_file.name.endswith(".manifest.json"):
             continue

@@ -3,7 +3,7 @@
 Pick a text (or type one), a length, an arrangement and a recipe; train with a live progress bar;
 see the reconstruction coloured token by token, the curves, and the decoded text of the one
 forward pass. It calls the same library functions and plots as the batch cells (``reconstruct``,
-``plots.plot_curves``, ``plots.reconstruction_html``), and shares their cache. ipywidgets is
+``optimization_plots.plot_curves``, ``reconstruction_html``), and shares their cache. ipywidgets is
 imported here, lazily, so the rest of the library never needs a widget frontend.
 """
 
@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Sequence
 
 from prototokens.engine.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
-from prototokens.engine.experiments import load_result, reconstruct
 from prototokens.engine.recipe import RECIPES
+from prototokens.engine.reconstruction import load_result, reconstruct
 from prototokens.engine.store import ResultStore
 from prototokens.engine.train import Progress
-from prototokens.harness.plots import plot_curves, reconstruction_html
 from prototokens.inputs.data.base import Text
+from prototokens.studies.optimization_plots import plot_curves, reconstruction_html
 
 
 def reconstruction_explorer(
@@ -156,8 +156,8 @@ def arrangement_explorer(
     from IPython.display import HTML, display
 
     from prototokens.engine.metrics import start_token_id
-    from prototokens.harness.plots import plot_schematic
     from prototokens.inputs.data.base import prefix
+    from prototokens.studies.optimization_plots import plot_schematic
 
     if not texts:
         raise ValueError("arrangement_explorer needs at least one text")

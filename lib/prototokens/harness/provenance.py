@@ -13,8 +13,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from prototokens.harness.envcheck import device_report, package_versions
-from prototokens.io import write_json
+from prototokens.envcheck import device_report, package_versions
+from prototokens.files import write_json
 from prototokens.paths import repo_root
 
 

@@ -1,10 +1,12 @@
 """The run report: one HTML page over everything a ``make reproduce`` produced.
 
 ``build_report`` renders each executed notebook (``outputs/notebooks/NN_*.ipynb``) to HTML with
-nbconvert and writes ``outputs/report/index.html``, which links every notebook, figure (PNG
-thumbnail, PDF link) and table (shown inline), and states the profile, model, device and git
-commit the numbers came from (read from the run manifests). All links are relative, so the
-``outputs/`` folder can be zipped or published as it is.
+nbconvert and writes ``outputs/report/index.html``. It opens on the claims ledger (every
+notebook's claims with rule, n and verdict, linked to the notebook; :mod:`.ledger`), then the
+paper's Tables 1-4 and Figs 1-7 in the paper's order, ours beside the committed reference run's
+(``outputs/reference/h200``), then the run table, other figures and tables and key metrics.
+Numbers at 3 significant digits with the unit their name implies (``_s``, ``tok_s``, ``_nats``,
+``_bits``). Links are relative and point at files that exist (the folder can be zipped).
 
 Called by :func:`prototokens.harness.runner.run_all` after a run, by ``make report`` and by
 ``python -m prototokens.harness.report [OUTPUT_DIR]``.
@@ -21,21 +23,42 @@ import re
 import sys
 from pathlib import Path
 
-from prototokens.io import write_text
+from prototokens.files import write_text
+from prototokens.harness.ledger import read_ledger, write_ledger
 from prototokens.paths import output_dir as _output_dir
+from prototokens.studies.claims import FAILS, HOLDS, VERDICTS, sig
 
 MAX_TABLE_ROWS = 60  # longer tables are cut in the page (the CSV link has them all)
+REFERENCE = Path("reference") / "h200"  # the committed reference run, inside the outputs folder
+
+# The paper's artefacts in the paper's order: (label, artefact name, what it shows, notebook)
+PAPER_ARTEFACTS = [
+    ("Table 1", "tab1_arrangements", "reconstruction accuracy per input arrangement", "04"),
+    ("Table 2", "tab2_sharing", "sharing e or m within groups of S_g texts", "04"),
+    ("Table 3", "tab3_capacity", "capacity C_tokens and H_LM per model and source", "03"),
+    ("Table 4", "tab4_training_time", "training seconds to convergence per length", "07"),
+    ("Fig. 1", "fig1_capacity", "one pass, many tokens: capacity per model", "03"),
+    ("Fig. 2", "fig2_schematic", "the method: two trained vectors, one forward pass", "02"),
+    ("Fig. 3", "fig3_one_pass_vs_ar", "H_LM at capacity, one pass against autoregressive", "03"),
+    ("Fig. 4", "fig4_throughput", "throughput, one pass against autoregressive decoding", "07"),
+    ("Fig. 5", "fig5_proto_vs_text_distance", "proto-token distance against text distance", "06"),
+    ("Fig. 6", "fig6_distance_densities", "densities of distances between solutions", "06"),
+    ("Fig. 7", "fig7_bezier_connectivity", "accuracy along the line and the Bezier curve", "06"),
+]
 
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; }
-table { border-collapse: collapse; margin: .5rem 0 1.5rem; font-size: .9rem; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 80rem; color: #222; }
+table { border-collapse: collapse; margin: .5rem 0 1.5rem; font-size: .88rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.figures { display: flex; flex-wrap: wrap; gap: 1rem; }
+.figures, .pair { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
+.pair > div { flex: 1 1 30rem; min-width: 0; overflow-x: auto; } .pair figure { width: 100%; }
 figure { margin: 0; width: 22rem; } figure img { width: 100%; border: 1px solid #ddd; }
-.ok { color: #176f2c; } .bad { color: #b00020; font-weight: bold; }
-code { background: #f4f4f4; padding: 0 .2rem; }
+.ok, .holds { color: #176f2c; } .bad, .fails { color: #b00020; font-weight: bold; }
+.inconclusive { color: #8a5a00; } code { background: #f4f4f4; padding: 0 .2rem; }
 """
+_NUMBER = re.compile(r"^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$", re.IGNORECASE)
+_VERDICT_CSS = {HOLDS: "holds", FAILS: "fails"}
 
 
 def _e(value) -> str:
@@ -48,6 +71,39 @@ def _read_json(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _rel(path: Path, start: Path) -> str:
+    """A relative URL from the report folder ``start`` to ``path``."""
+    return Path(os.path.relpath(path, start)).as_posix()
+
+
+def unit(name: str) -> str:
+    """The unit a column or metric name implies ('' when none): ``median_s`` -> 's'."""
+    leaf = name.rsplit(".", 1)[-1].lower()
+    if leaf.endswith("tok_s"):
+        return "tokens/s"
+    if leaf.endswith(("_s", "_seconds")) or leaf == "seconds":
+        return "s"
+    if "_nats" in leaf:
+        return "nats"
+    if "_bits" in leaf:
+        return "bits"
+    return ""
+
+
+def _head(name: str) -> str:
+    u = unit(name)
+    return f"{_e(name)} ({_e(u)})" if u else _e(name)
+
+
+def _cell(value) -> str:
+    """A table cell: numbers at 3 significant digits, right-aligned; text escaped."""
+    text = "" if value is None else str(value)
+    if _NUMBER.match(text.strip()):
+        shown = text if re.fullmatch(r"-?\d+", text.strip()) else sig(float(text))
+        return f'<td class="num">{_e(shown)}</td>'
+    return f"<td>{_e(text)}</td>"
 
 
 def _render_notebooks(notebooks: list[Path], target: Path) -> dict[str, str]:
@@ -69,16 +125,12 @@ def _render_notebooks(notebooks: list[Path], target: Path) -> dict[str, str]:
 def _csv_table(path: Path) -> str:
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
-    if not rows:
+    if len(rows) < 2:
         return "<p><em>empty table</em></p>"
-    number = re.compile(r"^-?[0-9.]+(e[-+]?[0-9]+)?$", re.IGNORECASE)
-    head = "".join(f"<th>{_e(c)}</th>" for c in rows[0])
-    body = []
-    for row in rows[1 : MAX_TABLE_ROWS + 1]:
-        cells = "".join(
-            f'<td class="num">{_e(c)}</td>' if number.match(c) else f"<td>{_e(c)}</td>" for c in row
-        )
-        body.append(f"<tr>{cells}</tr>")
+    head = "".join(f"<th>{_head(c)}</th>" for c in rows[0])
+    body = [
+        "<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows[1 : MAX_TABLE_ROWS + 1]
+    ]
     more = len(rows) - 1 - MAX_TABLE_ROWS
     note = f"<p><em>{more} more rows in the CSV.</em></p>" if more > 0 else ""
     return f"<table><tr>{head}</tr>{''.join(body)}</table>{note}"
@@ -97,114 +149,156 @@ def _scalar_metrics(metrics: dict, prefix: str = "") -> list[tuple[str, object]]
 
 
 def _summary(values: list) -> str:
-    distinct = sorted({str(v) for v in values if v not in (None, "")})
-    return ", ".join(distinct) if distinct else "unknown"
+    return ", ".join(sorted({str(v) for v in values if v not in (None, "")})) or "unknown"
 
 
 def _device_text(device: dict) -> str:
-    if not device:
-        return ""
-    name = device.get("gpu_name")
-    return f"{device.get('device', '?')}" + (f" ({name})" if name else "")
+    name = (device or {}).get("gpu_name")
+    return f"{device.get('device', '?')}" + (f" ({name})" if name else "") if device else ""
 
 
-def build_report(output_dir: str | os.PathLike | None = None) -> Path:
-    """Render ``<output_dir>/report/index.html`` (and one HTML page per executed notebook).
-
-    Works on whatever is there: a partial run gives a partial report, with failed notebooks
-    marked. Returns the path of ``index.html``.
-    """
-    out = _output_dir(output_dir)
-    report = out / "report"
-    (report / "notebooks").mkdir(parents=True, exist_ok=True)
-    notebooks = sorted(p for p in (out / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    errors = _render_notebooks(notebooks, report / "notebooks")
-    manifests = {
-        p.name.removesuffix(".manifest.json"): _read_json(p)
-        for p in sorted((out / "metrics").glob("*.manifest.json"))
-    }
-
-    git = next((m["git"] for m in manifests.values() if m.get("git")), None)
-    if git is None:
-        from prototokens.harness.provenance import git_info
-
-        git = git_info()
-    commit = git.get("commit") or git.get("note") or "unknown"
-    if git.get("commit") and git.get("dirty"):
-        commit += " (with uncommitted changes)"
-    params = [m.get("parameters", {}) for m in manifests.values()]
-    devices = [_device_text(m.get("device", {})) for m in manifests.values()]
-    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>prototokens: reproduction report</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>prototokens: reproduction report</h1>",
-        "<p>Companion to <em>Exploring the Hidden Capacity of LLMs for One-Step Text "
-        "Generation</em> (Mezentsev &amp; Oseledets, EMNLP 2025).</p>",
-        "<table>",
-        f"<tr><th>Profile</th><td>{_e(_summary([p.get('profile') for p in params]))}</td></tr>",
-        f"<tr><th>Model</th><td>{_e(_summary([p.get('model') for p in params]))}</td></tr>",
-        f"<tr><th>Device</th><td>{_e(_summary(devices))}</td></tr>",
-        f"<tr><th>Git commit</th><td><code>{_e(commit)}</code></td></tr>",
-        f"<tr><th>Report built</th><td>{_e(now)}</td></tr>",
-        "</table>",
-        "<h2>Notebooks</h2>",
-    ]
-    if notebooks:
+def _ledger_section(out: Path, report: Path, pages: set[str]) -> list[str]:
+    """The claims ledger: counts per verdict, then one row per claim."""
+    write_ledger(out)
+    ledger = read_ledger(out)
+    parts = ['<h2 id="claims">The paper\'s claims, judged on this run</h2>']
+    if ledger.empty:
         parts.append(
-            "<table><tr><th>Notebook</th><th>Status</th><th>Wall time</th><th>Profile</th>"
-            "<th>Model</th><th>Device</th><th>Files</th></tr>"
+            "<p><em>No claims recorded yet: each science notebook's claims cell writes them "
+            "(run <code>make reproduce</code>).</em></p>"
         )
-        for nb in notebooks:
-            m = manifests.get(nb.stem, {})
-            status = m.get("status", "unknown")
-            css = "ok" if status == "ok" else "bad"
-            wall = m.get("wall_time_s")
-            links = [
-                f'<a href="notebooks/{_e(nb.stem)}.html">HTML</a>'
-                if nb.stem not in errors
-                else f'<span class="bad" title="{_e(errors[nb.stem])}">no HTML</span>',
-                f'<a href="../notebooks/{_e(nb.name)}">ipynb</a>',
-            ]
-            if (out / "metrics" / f"{nb.stem}.json").exists():
-                links.append(f'<a href="../metrics/{_e(nb.stem)}.json">metrics</a>')
-            if m:
-                links.append(f'<a href="../metrics/{_e(nb.stem)}.manifest.json">manifest</a>')
-            p = m.get("parameters", {})
-            parts.append(
-                f'<tr><td>{_e(nb.stem)}</td><td class="{css}">{_e(status)}</td>'
-                f'<td class="num">{"" if wall is None else f"{wall:.0f} s"}</td>'
-                f"<td>{_e(p.get('profile'))}</td><td>{_e(p.get('model'))}</td>"
-                f"<td>{_e(_device_text(m.get('device', {})))}</td><td>{' · '.join(links)}</td></tr>"
-            )
-        parts.append("</table>")
-        for nb in notebooks:
-            message = manifests.get(nb.stem, {}).get("message")
-            if message:
-                parts.append(f'<p class="bad">{_e(nb.stem)}:</p><pre>{_e(message)}</pre>')
-    else:
-        parts.append("<p><em>No executed notebooks yet: run <code>make reproduce</code>.</em></p>")
-
-    metric_files = sorted(
-        p for p in (out / "metrics").glob("*.json") if not p.name.endswith(".manifest.json")
+        return parts
+    counts = ", ".join(f"{(ledger.verdict == v).sum()} {v}" for v in VERDICTS)
+    links = " · ".join(
+        f'<a href="{_rel(out / "tables" / f"claims.{x}", report)}">{x.upper()}</a>'
+        for x in ("csv", "md")
+        if (out / "tables" / f"claims.{x}").exists()
     )
-    if metric_files:
-        parts.append("<h2>Key metrics</h2>")
-        for path in metric_files:
-            rows = "".join(
-                f'<tr><td>{_e(k)}</td><td class="num">{_e(v)}</td></tr>'
-                for k, v in _scalar_metrics(_read_json(path))
-            )
-            parts.append(
-                f"<details><summary>{_e(path.stem)}</summary><table>{rows}</table></details>"
-            )
+    parts.append(
+        f"<p>{len(ledger)} claims: {_e(counts)}. An inconclusive verdict names what the run "
+        f"lacked (too few samples, not solutions, censored at the longest length, budget too "
+        f"small, not run here). {links}</p>"
+    )
+    ref = read_ledger(out / REFERENCE) if (out / REFERENCE).is_dir() else ledger.iloc[:0]
+    ref_verdict = dict(zip(ref.id, ref.verdict))
+    head = ["notebook", "claim", "where", "paper", "ours", "n", "rule", "verdict"]
+    head += ["reference"] if ref_verdict else []
+    rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    for r in ledger.itertuples():
+        nb = (
+            f'<a href="notebooks/{_e(r.notebook)}.html">{_e(r.notebook)}</a>'
+            if r.notebook in pages
+            else _e(r.notebook)
+        )
+        css = _VERDICT_CSS.get(r.verdict, "inconclusive")
+        verdict = f'<td class="{css}">{_e(r.verdict)}'
+        verdict += f"<br><small>{_e(r.reason)}</small></td>" if r.reason else "</td>"
+        cells = [
+            f"<td>{nb}</td>",
+            f"<td><code>{_e(r.id)}</code><br>{_e(r.claim)}</td>",
+            f"<td>{_e(r.where)}</td>",
+            f"<td>{_e(r.paper)}</td>",
+            f"<td>{_e(r.ours)}</td>",
+            f"<td>{_e(r.n)}</td>",
+            f"<td><small>{_e(r.rule)}</small></td>",
+            verdict,
+        ]
+        if ref_verdict:
+            cells.append(f"<td>{_e(ref_verdict.get(r.id, '-'))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return parts + ["".join(rows) + "</table>"]
 
-    pngs = sorted((out / "figures").glob("*.png"))
-    pdfs = {p.stem for p in (out / "figures").glob("*.pdf")}
-    parts.append("<h2>Figures</h2>")
+
+def _artefact(folder: Path, stem: str, report: Path) -> str | None:
+    """Our (or the reference's) copy of one artefact as HTML, None when the folder lacks it."""
+    png, pdf, table = (folder / "figures" / f"{stem}.png", folder / "figures" / f"{stem}.pdf",
+                       folder / "tables" / f"{stem}.csv")  # fmt: skip
+    if png.exists():
+        extra = f' · <a href="{_rel(pdf, report)}">PDF</a>' if pdf.exists() else ""
+        return (
+            f'<figure><a href="{_rel(png, report)}"><img src="{_rel(png, report)}" '
+            f'alt="{_e(stem)}" loading="lazy"></a><figcaption><code>{_e(stem)}</code> · '
+            f'<a href="{_rel(png, report)}">PNG</a>{extra}</figcaption></figure>'
+        )
+    if table.exists():
+        return f'<p><a href="{_rel(table, report)}">CSV</a></p>' + _csv_table(table)
+    return None
+
+
+def _paper_section(out: Path, report: Path, runs: dict) -> list[str]:
+    ref = out / REFERENCE
+    where = _e(f"{runs.get('device', '?')}, profile {runs.get('profile', '?')}") if runs else ""
+    beside = (
+        f"the committed reference run ({where}) beside ours where it has the same artefact"
+        if ref.is_dir()
+        else f"no reference run in this outputs folder (<code>{_e(REFERENCE)}</code>)"
+    )
+    parts = [
+        '<h2 id="paper">The paper\'s tables and figures</h2>',
+        f"<p>In the paper's order; {beside}.</p>",
+    ]
+    for label, stem, what, nb in PAPER_ARTEFACTS:
+        ours = _artefact(out, stem, report)
+        theirs = _artefact(ref, stem, report) if ref.is_dir() else None
+        parts.append(f'<h3 id="{_e(stem)}">{_e(label)} · {_e(what)}</h3>')
+        if ours is None and theirs is None:
+            parts.append(f"<p><em>Not in this run (notebook {nb}).</em></p>")
+            continue
+        mine = ours or f"<p><em>Not in this run (notebook {nb}).</em></p>"
+        if theirs is None:
+            parts.append(f"<div><h4>this run</h4>{mine}</div>")
+        else:
+            parts.append(
+                f'<div class="pair"><div><h4>this run</h4>{mine}</div>'
+                f"<div><h4>reference</h4>{theirs}</div></div>"
+            )
+    return parts
+
+
+def _run_table(out: Path, notebooks, manifests, errors) -> list[str]:
+    parts = ["<h2>Notebooks</h2>"]
+    if not notebooks:
+        return parts + [
+            "<p><em>No executed notebooks yet: run <code>make reproduce</code>.</em></p>"
+        ]
+    parts.append(
+        "<table><tr><th>Notebook</th><th>Status</th><th>Wall time (s)</th><th>Profile</th>"
+        "<th>Model</th><th>Device</th><th>Files</th></tr>"
+    )
+    for nb in notebooks:
+        m = manifests.get(nb.stem, {})
+        status = m.get("status", "unknown")
+        links = [
+            f'<a href="notebooks/{_e(nb.stem)}.html">HTML</a>'
+            if nb.stem not in errors
+            else f'<span class="bad" title="{_e(errors[nb.stem])}">no HTML</span>',
+            f'<a href="../notebooks/{_e(nb.name)}">ipynb</a>',
+        ]
+        if (out / "metrics" / f"{nb.stem}.json").exists():
+            links.append(f'<a href="../metrics/{_e(nb.stem)}.json">metrics</a>')
+        if m:
+            links.append(f'<a href="../metrics/{_e(nb.stem)}.manifest.json">manifest</a>')
+        p = m.get("parameters", {})
+        parts.append(
+            f'<tr><td>{_e(nb.stem)}</td><td class="{"ok" if status == "ok" else "bad"}">'
+            f"{_e(status)}</td>{_cell(m.get('wall_time_s'))}"
+            f"<td>{_e(p.get('profile'))}</td><td>{_e(p.get('model'))}</td>"
+            f"<td>{_e(_device_text(m.get('device', {})))}</td><td>{' · '.join(links)}</td></tr>"
+        )
+    parts.append("</table>")
+    for nb in notebooks:
+        message = manifests.get(nb.stem, {}).get("message")
+        if message:
+            parts.append(f'<p class="bad">{_e(nb.stem)}:</p><pre>{_e(message)}</pre>')
+    return parts
+
+
+def _rest(out: Path) -> list[str]:
+    """Figures and tables that are not the paper's artefacts, then the key metrics."""
+    paper = {stem for _, stem, _, _ in PAPER_ARTEFACTS} | {"claims"}
+    parts = ["<h2>Other figures</h2>"]
+    pngs = sorted(p for p in (out / "figures").glob("*.png") if p.stem not in paper)
+    pdfs = {p.stem for p in (out / "figures").glob("*.pdf")} - paper
     if pngs or pdfs:
         parts.append('<div class="figures">')
         for png in pngs:
@@ -223,9 +317,8 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
         parts.append("</div>")
     else:
         parts.append("<p><em>No figures yet.</em></p>")
-
-    tables = sorted((out / "tables").glob("*.csv"))
-    parts.append("<h2>Tables</h2>")
+    tables = sorted(p for p in (out / "tables").glob("*.csv") if p.stem not in paper)
+    parts.append("<h2>Other tables</h2>")
     for path in tables:
         md = path.with_suffix(".md")
         md_link = f' · <a href="../tables/{_e(md.name)}">Markdown</a>' if md.exists() else ""
@@ -235,6 +328,74 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
         )
     if not tables:
         parts.append("<p><em>No tables yet.</em></p>")
+    metric_files = sorted(
+        p for p in (out / "metrics").glob("*.json") if not p.name.endswith(".manifest.json")
+    )
+    if metric_files:
+        parts.append("<h2>Key metrics</h2>")
+        for path in metric_files:
+            rows = "".join(
+                f"<tr><td>{_head(k)}</td>{_cell(v)}</tr>"
+                for k, v in _scalar_metrics(_read_json(path))
+            )
+            parts.append(
+                f"<details><summary>{_e(path.stem)}</summary><table>{rows}</table></details>"
+                if rows
+                else f"<p>{_e(path.stem)}: <em>no scalar metrics</em></p>"
+            )
+    return parts
+
+
+def build_report(output_dir: str | os.PathLike | None = None) -> Path:
+    """Render ``<output_dir>/report/index.html`` (and one HTML page per executed notebook),
+    after rewriting the claims ledger ``tables/claims.{csv,md}``.
+
+    Works on whatever is there: a partial run gives a partial report, with failed notebooks
+    marked. Returns the path of ``index.html``.
+    """
+    out = _output_dir(output_dir)
+    report = out / "report"
+    (report / "notebooks").mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "tables").mkdir(exist_ok=True)
+    notebooks = sorted(p for p in (out / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    errors = _render_notebooks(notebooks, report / "notebooks")
+    pages = {nb.stem for nb in notebooks if nb.stem not in errors}
+    manifests = {
+        p.name.removesuffix(".manifest.json"): _read_json(p)
+        for p in sorted((out / "metrics").glob("*.manifest.json"))
+    }
+    git = next((m["git"] for m in manifests.values() if m.get("git")), None)
+    if git is None:
+        from prototokens.harness.provenance import git_info
+
+        git = git_info()
+    commit = git.get("commit") or git.get("note") or "unknown"
+    if git.get("commit") and git.get("dirty"):
+        commit += " (with uncommitted changes)"
+    params = [m.get("parameters", {}) for m in manifests.values()]
+    devices = [_device_text(m.get("device", {})) for m in manifests.values()]
+    now = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>prototokens: reproduction report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>prototokens: reproduction report</h1>",
+        "<p>Companion to <em>Exploring the Hidden Capacity of LLMs for One-Step Text "
+        "Generation</em> (Mezentsev &amp; Oseledets, EMNLP 2025).</p>",
+        "<table>",
+        f"<tr><th>Profile</th><td>{_e(_summary([p.get('profile') for p in params]))}</td></tr>",
+        f"<tr><th>Model</th><td>{_e(_summary([p.get('model') for p in params]))}</td></tr>",
+        f"<tr><th>Device</th><td>{_e(_summary(devices))}</td></tr>",
+        f"<tr><th>Git commit</th><td><code>{_e(commit)}</code></td></tr>",
+        f"<tr><th>Report built</th><td>{_e(now)}</td></tr>",
+        "</table>",
+    ]
+    parts += _ledger_section(out, report, pages)
+    parts += _paper_section(out, report, _read_json(out / REFERENCE / "runs.json"))
+    parts += _run_table(out, notebooks, manifests, errors)
+    parts += _rest(out)
     parts.append("</body></html>")
     return write_text(report / "index.html", "\n".join(parts) + "\n")
 

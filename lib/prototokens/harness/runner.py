@@ -26,25 +26,17 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from prototokens.envcheck import kernel_check
+from prototokens.files import write_text
 from prototokens.harness.artifacts import metrics_dir
-from prototokens.harness.envcheck import kernel_check
 from prototokens.harness.params import (
-    NOTEBOOK_FILE,
-    PROFILES,
-    SHARED_NAMES,
-    ParameterError,
-    ResolvedParameters,
     RunnerError,
-    declared_parameters,
+    _show,
     find_notebook,
-    known_profiles,
     list_notebooks,
-    load_params_file,
     notebook_folder,
-    params_folder,
     resolve_parameters,
 )
-from prototokens.harness.params import _show as _show
 from prototokens.harness.process import (
     DEAD_KERNEL_EXIT,
     START_TIMEOUT,
@@ -53,33 +45,7 @@ from prototokens.harness.process import (
     resolve_timeouts,
 )
 from prototokens.harness.provenance import RunRecord, device_of_run, write_manifest
-from prototokens.io import write_text
 from prototokens.paths import output_dir as _output_dir
-
-# Names other modules and the tests reach through the runner.
-__all__ = [
-    "KERNEL",
-    "NOTEBOOK_FILE",
-    "PROFILES",
-    "SHARED_NAMES",
-    "KernelMismatch",
-    "NotebookFailed",
-    "ParameterError",
-    "ResolvedParameters",
-    "RunRecord",
-    "RunnerError",
-    "declared_parameters",
-    "find_notebook",
-    "known_profiles",
-    "list_notebooks",
-    "load_params_file",
-    "main",
-    "notebook_folder",
-    "params_folder",
-    "resolve_parameters",
-    "run_all",
-    "run_notebook",
-]
 
 KERNEL = "python3"
 

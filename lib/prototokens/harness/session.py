@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from prototokens.engine.store import ResultStore, engine_version
+from prototokens.envcheck import device_report, package_versions
 from prototokens.harness import artifacts
-from prototokens.harness.envcheck import device_report, package_versions
 from prototokens.inputs.models import LoadedModel, load_model
 from prototokens.paths import output_dir as resolve_output_dir
 

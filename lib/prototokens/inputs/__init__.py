@@ -1,2 +1,3 @@
-"""The inputs of every experiment: frozen language models (:mod:`.models`, :mod:`.tiny`) and
-target texts (:mod:`.data`)."""
+"""The inputs of every experiment: frozen language models (:mod:`.models`: embedded GGUFs, hub ids,
+local folders; :mod:`.architectures`: random-init models of real shapes) and target texts
+(:mod:`.data`)."""

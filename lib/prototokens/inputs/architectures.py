@@ -7,7 +7,7 @@ access, no licence). Every such model is labelled as random-init (``LoadedModel.
 says nothing about reconstruction, only about time and memory.
 
 The tiny architectures (``tiny-llama``, ``tiny-gpt_neox``) are the millisecond models of the tests
-(:func:`prototokens.inputs.tiny.tiny_model` wraps them).
+(``tests/support.py`` builds them with a tiny tokenizer).
 """
 
 from __future__ import annotations
@@ -218,15 +218,6 @@ def build_config(arch: str, **overrides):
     a = get_architecture(arch)
     fields = {**(tiny_config(a.family) if a.tiny else a.config), **overrides}
     return (LlamaConfig if a.family == "llama" else GPTNeoXConfig)(**fields)
-
-
-def count_parameters(arch: str, **overrides) -> int:
-    """Parameters of ``arch`` (tied embeddings counted once), counted on the meta device: free."""
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(build_config(arch, **overrides))
-    return sum(p.numel() for p in model.parameters())
 
 
 def random_model(

@@ -15,15 +15,14 @@ receives a gradient) and in eval mode; only the proto-token vectors are ever tra
 from __future__ import annotations
 
 import importlib.metadata
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from prototokens.files import atomic_path
 from prototokens.identity import model_fingerprint
-from prototokens.io import atomic_path
 from prototokens.paths import cache_dir
 
 
@@ -267,9 +266,9 @@ def load_model(
 
 
 def wrap_model(model: Any, tokenizer: Any, name: str | None = None) -> LoadedModel:
-    """Wrap an in-memory model (e.g. ``prototokens.inputs.tiny.tiny_model()``) like ``load_model``
-    does. Without ``name`` it is called ``custom-<fingerprint>``: two different models never share
-    a name (their cache keys differ in any case, through the fingerprint)."""
+    """Wrap an in-memory model (e.g. a random-init ``architectures.random_model``) like
+    ``load_model`` does. Without ``name`` it is called ``custom-<fingerprint>``: two different
+    models never share a name (their cache keys differ in any case, through the fingerprint)."""
     model.eval()
     model.requires_grad_(False)
     fp = model_fingerprint(model, tokenizer)
@@ -277,8 +276,3 @@ def wrap_model(model: Any, tokenizer: Any, name: str | None = None) -> LoadedMod
     return LoadedModel(
         name=name, model=model, tokenizer=tokenizer, title=name, source="memory", fingerprint=fp
     )
-
-
-def clear_model_cache(spec: str) -> None:
-    """Delete the dequantised copy of an embedded spec (the next load rebuilds it)."""
-    shutil.rmtree(cache_dir("models") / spec, ignore_errors=True)

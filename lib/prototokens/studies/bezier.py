@@ -7,9 +7,12 @@ Two solutions p1, p2 of one text (different seeds) are joined by the straight li
 
 whose control point pi is trained with Adam on the expected reconstruction CE over tau ~ U[0, 1]
 (paper Eq. 5) through the frozen model. A "point" is the whole stack of trained slot vectors of
-an arrangement, shape (S, d) ((e, m) for the default arrangement): when the two solutions do not
-share m (every seed trains its own), interpolating e alone would pair an e with the wrong m, so
-every slot is interpolated. The control points of many pairs train together: each step samples
+an arrangement, shape (S, d) ((e, m) for the default arrangement). A slot both solutions share
+(m, shared across seeds as in the paper: :func:`prototokens.studies.geometry.locality_rows`) is
+not a degree of freedom of the path: its control point stays at that vector, so the path moves
+e alone, as the paper's does. When the solutions have their own m each (``m_per_seed``), every
+slot is interpolated, since an e read against the wrong m means nothing. The control points of
+many pairs train together: each step samples
 ``taus_per_step`` values of tau per pair and runs ONE batched forward over all (pair, tau) rows
 (:func:`prototokens.engine.forward.batch_loss`).
 """
@@ -26,6 +29,7 @@ import torch
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
 from prototokens.engine.decoding import start_token_for
 from prototokens.engine.forward import auto_chunk_elements, batch_loss, plan_batch
+from prototokens.studies.plotting import mark_reference
 
 
 def bezier_point(
@@ -97,7 +101,9 @@ def train_control_points(
     ``token_ids``: P texts (the text both endpoints encode); ``p1``, ``p2``: (P, S, d) endpoint
     vectors. pi starts at the midpoint (the straight segment; plus ``init_noise`` Gaussian noise),
     then Adam minimises sum_pairs mean_k CE(phi(tau_k)) with fresh tau_k ~ U[0, 1] every step,
-    ``taus_per_step`` per pair. Returns the control points (P, S, d) and the loss curve.
+    ``taus_per_step`` per pair. A slot equal in both endpoints of a pair (a shared m) keeps its
+    control point at that vector (no noise, no update). Returns the control points (P, S, d)
+    and the loss curve.
     """
     arr = get_arrangement(arrangement)
     P = len(token_ids)
@@ -114,9 +120,11 @@ def train_control_points(
     a = p1.to(device, torch.float32).repeat_interleave(k, 0)  # (P*k, S, d)
     b = p2.to(device, torch.float32).repeat_interleave(k, 0)
     init = midpoint_control(p1.float(), p2.float())
+    fixed = torch.all(p1.float() == p2.float(), dim=-1)  # (P, S): a slot both endpoints share
     if init_noise:
-        init = init + init_noise * torch.randn(init.shape, generator=gen)
+        init = init + init_noise * torch.randn(init.shape, generator=gen) * ~fixed[..., None]
     control = init.to(device).clone().requires_grad_(True)  # (P, S, d)
+    free = (~fixed).to(device, torch.float32)[..., None]  # (P, S, 1): 0 where the slot is shared
     opt = torch.optim.Adam([control], lr=lr)
     plan = plan_batch(arr, _repeat(token_ids, k), device, start_token_for(lm, arr))
     chunk = auto_chunk_elements(device)
@@ -128,6 +136,7 @@ def train_control_points(
         loss = ce.sum() / k
         opt.zero_grad()
         loss.backward()
+        control.grad.mul_(free)  # a zero gradient leaves Adam's moments, hence the slot, at rest
         opt.step()
         curve.append(float(loss.detach()) / P)
     return ControlFit(control.detach().float().cpu(), np.asarray(curve))
@@ -169,20 +178,6 @@ def path_metrics(
         acc[idx.numpy()] = (correct / plan.n_targets).cpu().numpy()
         ces[idx.numpy()] = ce.cpu().numpy()
     return acc.reshape(P, T), ces.reshape(P, T)
-
-
-def expected_loss(
-    lm,
-    arrangement: str,
-    token_ids: Sequence[Sequence[int]],
-    p1: torch.Tensor,
-    p2: torch.Tensor,
-    control: torch.Tensor,
-    taus: int = 21,
-) -> np.ndarray:
-    """Eq. 5 on a uniform grid of ``taus`` points (trapezoid-free mean): (P,) mean CE sum."""
-    _, ce = path_metrics(lm, arrangement, token_ids, p1, p2, np.linspace(0, 1, taus), control)
-    return ce.mean(axis=1)
 
 
 def connectivity_pairs(rows: pd.DataFrame, max_pairs: int | None = None) -> pd.DataFrame:
@@ -276,10 +271,10 @@ def plot_bezier_connectivity(path: pd.DataFrame, pairs: pd.DataFrame, title: str
     ax.legend(fontsize=8)
     top = max(1.3, float(pairs.length_ratio.max()) + 0.02)
     bx.hist(pairs.length_ratio, bins=np.linspace(1.0, top, 31), color="#7570b3")  # fixed width
-    bx.axvline(1.2, color="k", ls="--", lw=1, label="paper: max ≈ 1.2")
+    mark_reference(bx.axvline(1.2, color="k", ls="--", lw=1))
+    bx.set_title("dashed: the paper's max ≈ 1.2", fontsize=9)  # a legend here sits on the bars
     bx.set_xlabel("curve length / straight distance")
     bx.set_ylabel("pairs")
-    bx.legend(fontsize=8)
     fig.suptitle(title or "Connectivity of same-text solutions (Fig. 7)")
     fig.tight_layout()
     return fig

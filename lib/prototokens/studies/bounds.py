@@ -14,10 +14,11 @@ memcpy). Each measured speed is then reported as a fraction of its bound.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import torch
+
+from prototokens.studies.decode_timing import time_call
 
 _TB = 1e12
 
@@ -73,23 +74,6 @@ def device_name(device: torch.device | str) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _best_time(fn, device: torch.device, repeats: int) -> float:
-    fn()
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def measure_peaks(
     device: torch.device | str = "cpu",
     dtypes: tuple[torch.dtype, ...] = (torch.float32,),
@@ -107,11 +91,11 @@ def measure_peaks(
     for dt in dtypes:
         a = torch.randn(size, size, device=device).to(dt)
         b = torch.randn(size, size, device=device).to(dt)
-        t = _best_time(lambda: a @ b, device, repeats)
+        t = time_call(lambda: a @ b, device, repeats).min_s
         flops[str(dt).removeprefix("torch.")] = 2 * size**3 / t
     src = torch.empty(copy_mib * 2**20, dtype=torch.uint8, device=device).fill_(1)
     dst = torch.empty_like(src)
-    t = _best_time(lambda: dst.copy_(src), device, repeats)
+    t = time_call(lambda: dst.copy_(src), device, repeats).min_s
     return Peaks(device_name(device), flops, 2 * src.numel() / t, "measured on the spot")
 
 
@@ -128,11 +112,6 @@ def device_peaks(device: torch.device | str, dtype: torch.dtype = torch.float32)
     if key not in _MEASURED:
         _MEASURED[key] = measure_peaks(device, dtypes=(dtype,))
     return _MEASURED[key]
-
-
-def one_forward_flops(params: int, n_tokens: int, batch_size: int = 1) -> float:
-    """FLOPs of one forward pass over ``batch_size`` x ``n_tokens`` tokens: 2 * params * tokens."""
-    return 2.0 * params * n_tokens * batch_size
 
 
 def compute_bound_tok_s(params: int, peak_flops: float) -> float:

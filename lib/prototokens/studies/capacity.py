@@ -34,8 +34,8 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
-from prototokens.engine.experiments import reconstruct
 from prototokens.engine.recipe import Recipe, get_recipe
+from prototokens.engine.reconstruction import reconstruct
 from prototokens.engine.store import ResultStore
 from prototokens.inputs.data import Text, prefix
 

@@ -3,10 +3,13 @@ per-text capacities of :func:`prototokens.studies.capacity.capacity_per_text`.
 
 - :func:`table3`: per model x source x setting: C_tokens as the paper aggregates it (best over
   texts) and the median / IQR over texts, H_LM at capacity (mean ± std, nats and bits), the
-  theoretical capacity d·16/log2|V| and utilisation; the paper's values beside ours for the
-  paper's models, in columns named ``paper_*``.
+  theoretical capacity of the vectors one text owns (``vectors_per_text`` x d·16/log2|V|) and
+  utilisation (:mod:`prototokens.studies.measures`); beside every model the paper's values for
+  the paper's nearest model by size (itself for the paper's six; Pythia-160M for SmolLM2-135M),
+  in columns named ``paper_*`` with ``paper_model`` naming it as the paper's.
 - :func:`search_comparison`: grid against progressive search: capacity, steps, seconds.
-- :func:`capacity_claims`: holds / does not hold / not measurable, with the numbers.
+- :func:`capacity_claims`: the paper's capacity claims as :class:`~prototokens.studies.claims.Claim`
+  records (rules in :mod:`prototokens.studies.capacity_claims`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prototokens.studies.paper_tables import PAPER_TABLE3, paper_model
+from prototokens.studies.capacity_claims import capacity_claims  # noqa: F401 (03 imports it here)
+from prototokens.studies.measures import trained_vectors_per_text, utilisation
+from prototokens.studies.paper_tables import PAPER_TABLE3, nearest_paper_model, paper_name
 
 
 def table3(per_text: pd.DataFrame) -> pd.DataFrame:
-    """Paper Table 3 from per-text capacities (one search mode: filter ``search`` first)."""
+    """Paper Table 3 from per-text capacities (one search mode: filter ``search`` first).
+
+    A shared m is shared by the texts of one source (:func:`run_capacity`), so the group size
+    of the "shared m" setting is the number of texts in that row."""
     keys = ["model", "source", "label", "setting"]
     out = []
     for k, g in per_text.groupby(keys, sort=False):
         cap = g["capacity"].astype(float)
         at = g[g["capacity"] > 0]
         rec = dict(zip(keys, k))
-        theo = float(g["theoretical_capacity"].iloc[0])
+        vectors = trained_vectors_per_text(k[3], len(g))
+        one = float(g["theoretical_capacity"].iloc[0])  # one vector's d·16/log2|V|
         rec.update(
             n_texts=len(g),
             c_tokens_best=int(g["c_tokens"].max()),
@@ -38,16 +47,18 @@ def table3(per_text: pd.DataFrame) -> pd.DataFrame:
             h_lm_nats_std=float(at["h_lm_nats"].std(ddof=0)) if len(at) else np.nan,
             h_lm_bits_mean=float(at["h_lm_bits"].mean()) if len(at) else np.nan,
             h_lm_bits_std=float(at["h_lm_bits"].std(ddof=0)) if len(at) else np.nan,
-            theoretical_capacity=round(theo, 1),
-            utilisation=float(g["c_tokens"].max()) / theo,
+            vectors_per_text=vectors,
+            theoretical_capacity=round(one * vectors, 1),  # of the vectors one text owns
+            utilisation=utilisation(g["c_tokens"].max(), one, vectors),
         )
         out.append(rec)
     tab = pd.DataFrame(out)
     if tab.empty:
         return tab
-    tab["paper_model"] = tab["model"].map(paper_model)
+    tab["paper_model"] = tab["model"].map(nearest_paper_model)
     paper = PAPER_TABLE3.rename(columns={"model": "paper_model"})
     tab = tab.merge(paper, on=["paper_model", "source", "setting"], how="left")
+    tab["paper_model"] = tab["paper_model"].map(paper_name, na_action="ignore")
     return tab
 
 
@@ -71,97 +82,3 @@ def search_comparison(per_text: pd.DataFrame, attempts: pd.DataFrame) -> pd.Data
     agg["seconds_vs_first"] = agg["seconds"] / base["seconds"].clip(lower=1e-9)
     return agg
 
-
-# ---- claims -------------------------------------------------------------------------------------
-
-HOLDS, FAILS, NOT_MEASURABLE = "holds", "does not hold", "not measurable here"
-SHARE_HALVES = (0.25, 0.75)  # "roughly halves": shared/per-text best capacity in this band
-AR_NATURAL = (0.15, 0.75)  # natural text: one-pass H_LM about half (up to 5x lower) of AR
-AR_RANDOM_CLOSE = 0.7  # random text: one-pass H_LM at least this fraction of AR
-
-
-def _claim(claim: str, verdict: str, numbers: str) -> dict:
-    return {"claim": claim, "verdict": verdict, "numbers": numbers}
-
-
-def capacity_claims(per_text: pd.DataFrame, ar_per_text: pd.DataFrame | None = None) -> list[dict]:
-    """Verdicts on the paper's capacity claims for this run (one model; one-pass rows of one
-    search). ``per_text``: :func:`capacity_per_text` rows (settings "per-text" and "shared m");
-    ``ar_per_text``: the same for the ``ar-K`` arrangements (may be None)."""
-    out = [_random_vs_natural(per_text), _sharing_halves(per_text)]
-    out.append(_one_pass_vs_ar(per_text, ar_per_text))
-    return out
-
-
-def _best(df: pd.DataFrame, setting: str) -> pd.Series:
-    d = df[df["setting"] == setting]
-    return d.groupby("source")["capacity"].max()
-
-
-def _random_vs_natural(per_text: pd.DataFrame) -> dict:
-    name = "random text reaches fewer tokens than natural text (at a higher H_LM per token)"
-    best = _best(per_text, "per-text")
-    natural = best.drop("random", errors="ignore")
-    if "random" not in best or natural.empty:
-        return _claim(name, NOT_MEASURABLE, "needs the random source and a natural source")
-    cens = per_text[(per_text["setting"] == "per-text")].groupby("source")["censored"].all()
-    ok = per_text[(per_text["setting"] == "per-text") & (per_text["capacity"] > 0)]
-    per_tok = (ok["h_lm_nats"] / ok["capacity"]).groupby(ok["source"]).mean()
-    nums = ", ".join(f"{s} {int(c)}" for s, c in best.items())
-    nums += "; H_LM/token (nats) " + ", ".join(f"{s} {v:.2f}" for s, v in per_tok.items())
-    if best["random"] == 0 and (natural == 0).all():
-        return _claim(name, NOT_MEASURABLE, f"no text reached any length ({nums})")
-    if bool(cens.get("random", False)) and (cens.reindex(natural.index).fillna(False)).all():
-        return _claim(name, NOT_MEASURABLE, f"every source reached the longest length ({nums})")
-    verdict = HOLDS if best["random"] < natural.min() else FAILS
-    return _claim(name, verdict, "best C over texts: " + nums)
-
-
-def _sharing_halves(per_text: pd.DataFrame) -> dict:
-    name = "sharing m roughly halves capacity"
-    own, shared = _best(per_text, "per-text"), _best(per_text, "shared m")
-    common = own.index.intersection(shared.index)
-    own, shared = own[common], shared[common]
-    if common.empty or (own == 0).all():
-        return _claim(name, NOT_MEASURABLE, "needs both settings with a nonzero per-text capacity")
-    cens = per_text[per_text["setting"] == "per-text"].groupby("source")["censored"].any()
-    ratio = (shared / own.replace(0, np.nan)).dropna()
-    nums = ", ".join(f"{s} {int(shared[s])}/{int(own[s])}" for s in common)
-    if cens.reindex(common).fillna(False).all():
-        return _claim(name, NOT_MEASURABLE, f"per-text capacity censored at the longest ({nums})")
-    r = float(ratio.mean())
-    lo, hi = SHARE_HALVES
-    verdict = HOLDS if lo <= r <= hi else FAILS
-    return _claim(name, verdict, f"shared/per-text best: {nums}; mean ratio {r:.2f}")
-
-
-def _one_pass_vs_ar(per_text: pd.DataFrame, ar: pd.DataFrame | None) -> dict:
-    name = "one-pass H_LM at capacity ≈ half of autoregressive for natural text, close for random"
-    if ar is None or ar.empty:
-        return _claim(name, NOT_MEASURABLE, "no autoregressive (ar-K) search in this run")
-    one = per_text[per_text["setting"] == "per-text"]
-    ar2 = ar[ar["arrangement"] == "ar-2"] if (ar["arrangement"] == "ar-2").any() else ar
-    pair = one.merge(ar2, on=["source", "text_id"], suffixes=("", "_ar"))
-    pair = pair[(pair["capacity"] > 0) & (pair["capacity_ar"] > 0)]
-    if pair.empty:
-        return _claim(name, NOT_MEASURABLE, "no text succeeded in both settings")
-    ratio = (pair["h_lm_nats"] / pair["h_lm_nats_ar"]).groupby(pair["source"]).mean()
-    cens = pair.groupby("source")["censored_ar"].mean()
-    nums = ", ".join(
-        f"{s} {ratio[s]:.2f} (AR censored in {cens[s]:.0%} of texts)" for s in ratio.index
-    )
-    natural = ratio.drop("random", errors="ignore")
-    parts = []
-    if not natural.empty:
-        lo, hi = AR_NATURAL
-        nat_c = cens.drop("random", errors="ignore")
-        parts.append(
-            None if (nat_c > 0.5).all() else bool(((natural >= lo) & (natural <= hi)).all())
-        )
-    if "random" in ratio:
-        parts.append(None if cens["random"] > 0.5 else bool(ratio["random"] >= AR_RANDOM_CLOSE))
-    if not parts or any(p is None for p in parts):
-        return _claim(
-            name, NOT_MEASURABLE, f"one-pass/AR H_LM: {nums}; AR capacity censored at the longest"
-        )
-    return _claim(name, HOLDS if all(parts) else FAILS, f"one-pass/AR H_LM: {nums}")

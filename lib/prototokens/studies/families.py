@@ -9,8 +9,8 @@ fails only when no model loads.
 
 ``family_table`` summarises the capacity rows per model x source x setting beside the model's
 size facts; ``plot_capacity_vs_model_size`` draws capacity and H_LM against parameters, one colour
-per family, with the paper's six models beside ours; ``family_claims`` gives the verdicts on the
-paper's claims about size and family.
+per family, with the paper's six models beside ours; ``family_claims`` (from
+:mod:`prototokens.studies.family_claims`) judges the paper's claims about size and family.
 """
 
 from __future__ import annotations
@@ -19,11 +19,15 @@ import gc
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
 from prototokens.studies.capacity import capacity_per_text, run_capacity
-from prototokens.studies.paper_tables import paper_table3
+from prototokens.studies.claims import verdicts
+from prototokens.studies.family_claims import family_claims  # noqa: F401 (05 calls it here)
+from prototokens.studies.measures import seconds_per_text, trained_vectors_per_text, utilisation
+from prototokens.studies.paper_tables import PAPER_ARRANGEMENT, paper_model, paper_table3
+from prototokens.studies.plotting import SOURCE_MARKERS, count_axis, label_points
 
 # config.model_type -> the family name used in tables and colours
 FAMILIES = {
@@ -35,7 +39,6 @@ FAMILIES = {
     "qwen2": "Qwen2",
     "mistral": "Mistral",
 }
-SIMILAR_SIZE = 1.5  # two models are "of similar size" when their parameter counts differ < 1.5x
 
 
 @dataclass
@@ -75,6 +78,15 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def model_arrangements(spec: str) -> list[str]:
+    """The arrangements a model is searched with, its primary one first: for one of the paper's
+    models the paper's plain Eq. 1 (``e+m*(N-1)``: Pythia's tokenizer adds no BOS) with ours
+    (``bos+e+m*(N-1)``) beside it; for any other model ours alone."""
+    if paper_model(spec):
+        return [PAPER_ARRANGEMENT, DEFAULT_ARRANGEMENT]
+    return [DEFAULT_ARRANGEMENT]
+
+
 def run_model_families(
     models: Sequence[str],
     texts_for: Callable[[object], Mapping[str, Sequence]],
@@ -82,6 +94,9 @@ def run_model_families(
     loader: Callable[[str], object] | None = None,
     settings: Sequence[str | None] = (None, "m"),
     on_model: Callable[[ModelRun], None] | None = None,
+    search: Callable[[object, Mapping[str, Sequence]], pd.DataFrame] | None = None,
+    require_one: bool = True,
+    arrangements: Sequence[str] | None = None,
     **capacity_kwargs,
 ) -> list[ModelRun]:
     """Capacity search for every model spec, loaded one at a time and released after its run.
@@ -89,13 +104,23 @@ def run_model_families(
     ``texts_for(lm) -> {source: [Text, ...]}`` tokenises the texts for that model (tokenizers
     differ between families). ``loader(spec)`` loads a model (default
     :func:`prototokens.inputs.models.load_model` with ``device``/``dtype`` from
-    ``capacity_kwargs``). Remaining keyword arguments go to :func:`run_capacity`. Raises
-    ``RuntimeError`` listing every reason when no model could be loaded.
+    ``capacity_kwargs``). Remaining keyword arguments go to :func:`run_capacity`, unless
+    ``search(lm, texts) -> rows`` replaces that call (notebook 03 adds its autoregressive
+    searches there). ``on_model(run)`` sees each run as it ends (:func:`print_run`). Raises
+    ``RuntimeError`` listing every reason when no model could be loaded (unless
+    ``require_one=False``: notebook 03's further models, beside the one already loaded).
+    ``arrangements``: searched in turn for every model (the first is the model's primary one,
+    ``facts["arrangements"]``); default :func:`model_arrangements`: the paper's models get plain
+    Eq. 1 with ours beside it, other models ours.
     """
     import torch
 
     if isinstance(models, str) or not models:
         raise ValueError(f"models must be a non-empty list of model specs, got {models!r}")
+    if "arrangement" in capacity_kwargs:
+        raise ValueError("pass arrangements=[...] (one list for every model), not arrangement=")
+    if arrangements is not None and (isinstance(arrangements, str) or not arrangements):
+        raise ValueError(f"arrangements must be a non-empty list, got {arrangements!r}")
     device = capacity_kwargs.pop("device", "auto")
     dtype = capacity_kwargs.pop("dtype", "auto")
     if loader is None:
@@ -113,8 +138,15 @@ def run_model_families(
         else:
             try:
                 texts = texts_for(lm)
-                attempts = run_capacity(lm, texts, settings=settings, **capacity_kwargs)
-                run = ModelRun(spec, "ok", facts=model_facts(lm), attempts=attempts)
+                arrs = list(arrangements or model_arrangements(spec))
+                if search is not None:
+                    attempts = search(lm, texts)
+                else:
+                    kw = dict(settings=settings, **capacity_kwargs)
+                    parts = [run_capacity(lm, texts, arrangement=a, **kw) for a in arrs]
+                    attempts = pd.concat(parts, ignore_index=True)
+                facts = {**model_facts(lm), "arrangements": arrs if search is None else []}
+                run = ModelRun(spec, "ok", facts=facts, attempts=attempts)
             except torch.OutOfMemoryError as exc:  # too large to train here: skipped, not fatal
                 run = ModelRun(spec, "skipped", f"out of memory during the search: {exc}"[:300])
             finally:
@@ -123,21 +155,38 @@ def run_model_families(
         runs.append(run)
         if on_model is not None:
             on_model(run)
-    if not any(r.status == "ok" for r in runs):
+    if require_one and not any(r.status == "ok" for r in runs):
         reasons = "; ".join(f"{r.spec}: {r.reason}" for r in runs)
         raise RuntimeError(f"no model of {list(models)} could be loaded: {reasons}")
     return runs
 
 
+def print_run(run: ModelRun) -> None:
+    """One line per model of the sweep (an ``on_model`` for :func:`run_model_families`)."""
+    if run.status != "ok":
+        print(f"{run.spec}: {run.status} ({run.reason})")
+    else:
+        params = run.facts["params"] / 1e6
+        print(f"{run.spec}: ok, {params:.0f}M parameters, {len(run.attempts)} attempt rows")
+
+
 def seconds_per_length(runs: Sequence[ModelRun]) -> pd.DataFrame:
-    """Training seconds per text at each length, per model (from the rows' own wall times)."""
+    """Training seconds per text at each length, per model (and arrangement and setting where
+    the rows say): the median over rows of the row's
+    wall time divided by the rows of its batch (:func:`measures.seconds_per_text`), with the
+    median wall time of a batch (``seconds_per_batch``) and the median batch size beside it."""
     frames = []
     for r in runs:
         if r.status != "ok" or r.attempts.empty:
             continue
-        a = r.attempts
-        g = a.groupby(["num_tokens"], as_index=False).agg(
-            seconds_per_text=("wall_time_s", "median"),
+        a = r.attempts.assign(_per_text=seconds_per_text(r.attempts))
+        if "batch_size" not in a:
+            a["batch_size"] = 1
+        keys = [k for k in ("arrangement", "setting") if k in a] + ["num_tokens"]
+        g = a.groupby(keys, as_index=False).agg(
+            seconds_per_text=("_per_text", "median"),
+            seconds_per_batch=("wall_time_s", "median"),
+            batch_size=("batch_size", "median"),
             steps=("steps", "median"),
             rows=("wall_time_s", "size"),
         )
@@ -148,19 +197,25 @@ def seconds_per_length(runs: Sequence[ModelRun]) -> pd.DataFrame:
 
 
 def family_table(runs: Sequence[ModelRun]) -> pd.DataFrame:
-    """One row per model x source x setting (or one ``skipped`` row per model): best capacity
+    """One row per model x arrangement x source x setting (or one ``skipped`` row per model;
+    ``primary``: the model's own arrangement, :func:`model_arrangements`): best capacity
     over texts (the paper's aggregation), median and IQR over texts, H_LM mean ± std (nats and
-    bits) at capacity, theoretical capacity d·16/log2|V| and utilisation = best / theoretical."""
+    bits) at capacity, the theoretical capacity of the vectors one text owns
+    (``vectors_per_text`` x d·16/log2|V|; a shared m is shared by the texts of one source) and
+    utilisation = best / that (:mod:`prototokens.studies.measures`)."""
     rows = []
     for r in runs:
         if r.status != "ok":
             rows.append({"model": r.spec, "status": "skipped", "reason": r.reason})
             continue
         per_text = capacity_per_text(r.attempts)
-        for (source, setting), g in per_text.groupby(["source", "setting"], sort=False):
+        primary = (r.facts.get("arrangements") or [None])[0]
+        keys = ["arrangement", "source", "setting"]
+        for (arrangement, source, setting), g in per_text.groupby(keys, sort=False):
             cap = g["capacity"].astype(float)
             best = float(cap.max())
-            theo = float(g["theoretical_capacity"].iloc[0])
+            vectors = trained_vectors_per_text(setting, len(g))
+            one = float(g["theoretical_capacity"].iloc[0])  # one vector's d·16/log2|V|
             rows.append(
                 {
                     **{
@@ -169,6 +224,8 @@ def family_table(runs: Sequence[ModelRun]) -> pd.DataFrame:
                     },
                     "status": "ok",
                     "reason": "",
+                    "arrangement": arrangement,
+                    "primary": primary is None or arrangement == primary,
                     "source": g["label"].iloc[0] if "label" in g else source,
                     "setting": setting,
                     "texts": len(g),
@@ -180,8 +237,9 @@ def family_table(runs: Sequence[ModelRun]) -> pd.DataFrame:
                     "h_lm_nats_mean": float(g["h_lm_nats"].mean()),
                     "h_lm_nats_std": float(g["h_lm_nats"].std(ddof=0)),
                     "h_lm_bits_mean": float(g["h_lm_bits"].mean()),
-                    "theoretical_capacity": theo,
-                    "utilisation": best / theo if theo else float("nan"),
+                    "vectors_per_text": vectors,
+                    "theoretical_capacity": one * vectors,
+                    "utilisation": utilisation(best, one, vectors),
                     "device": r.facts["device"],
                     "dtype": r.facts["dtype"],
                 }
@@ -189,91 +247,16 @@ def family_table(runs: Sequence[ModelRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _verdict(ok: bool | None) -> str:
-    return "not measurable here" if ok is None else ("holds" if ok else "does not hold")
-
-
-def family_claims(table: pd.DataFrame, setting: str = "per-text") -> pd.DataFrame:
-    """The paper's claims about size and family, judged on this run's ``family_table``.
-
-    1. Within a family, capacity grows with size (paper: Llama yes, Pythia no): judged per family
-       with >= 2 loaded models, as "capacity non-decreasing with parameters and larger at the
-       largest model than at the smallest".
-    2. Across families at similar size (< 1.5x parameters apart) capacities differ by >= 2x
-       (paper: Llama-3.2-1B about 3x Pythia-1.4B): judged on every such pair.
-    Each claim needs models this run did not load when it says "not measurable here".
-    """
-    ok = table[(table.get("status") == "ok")] if len(table) else table
-    if len(ok):
-        ok = ok[ok["setting"] == setting]
-    per_model = (
-        ok.groupby(["model", "family", "params"], as_index=False)["capacity_best"].mean()
-        if len(ok)
-        else pd.DataFrame(columns=["model", "family", "params", "capacity_best"])
-    )
-    out = []
-    for family, g in per_model.groupby("family"):
-        g = g.sort_values("params")
-        if len(g) < 2:
-            continue
-        caps = g["capacity_best"].to_numpy(float)
-        grows = bool(np.all(np.diff(caps) >= 0) and caps[-1] > caps[0])
-        evidence = ", ".join(f"{m}: {c:g}" for m, c in zip(g["model"], caps))
-        out.append(
-            {
-                "claim": f"{family}: capacity grows with model size",
-                "verdict": _verdict(grows),
-                "evidence": evidence,
-            }
-        )
-    if not any(o["claim"].endswith("grows with model size") for o in out):
-        fams = ", ".join(sorted(per_model["family"].unique())) or "none"
-        out.append(
-            {
-                "claim": "within a family, capacity grows with size (Llama yes, Pythia no)",
-                "verdict": _verdict(None),
-                "evidence": f"needs >= 2 models of one family; loaded families: {fams}",
-            }
-        )
-    pairs = []
-    recs = per_model.to_dict("records")
-    for i, a in enumerate(recs):
-        for b in recs[i + 1 :]:
-            if a["family"] != b["family"]:
-                ratio = max(a["params"], b["params"]) / max(1, min(a["params"], b["params"]))
-                if ratio < SIMILAR_SIZE:
-                    pairs.append((a, b))
-    if pairs:
-        for a, b in pairs:
-            hi, lo = (a, b) if a["capacity_best"] >= b["capacity_best"] else (b, a)
-            factor = hi["capacity_best"] / max(lo["capacity_best"], 1e-9)
-            out.append(
-                {
-                    "claim": "at similar size, families differ in capacity by >= 2x",
-                    "verdict": _verdict(factor >= 2),
-                    "evidence": f"{hi['model']} {hi['capacity_best']:g} vs {lo['model']} "
-                    f"{lo['capacity_best']:g} tokens ({factor:.1f}x)",
-                }
-            )
-    else:
-        sizes = ", ".join(f"{r['model']} {r['params'] / 1e6:.0f}M" for r in recs) or "none"
-        out.append(
-            {
-                "claim": "at similar size, families differ in capacity by >= 2x (Llama ~3x Pythia)",
-                "verdict": _verdict(None),
-                "evidence": f"no two families within {SIMILAR_SIZE}x in size here ({sizes})",
-            }
-        )
-    return pd.DataFrame(out)
-
-
 def plot_capacity_vs_model_size(table: pd.DataFrame, setting: str = "per-text", title: str = ""):
     """Capacity (left) and H_LM at capacity (right) against parameters, log axes, one colour per
-    family; the paper's six models (Table 3, PG-19 and random, m per text) drawn as hollow marks
-    and labelled as the paper's."""
+    family, one marker per source, each of our models named once; the paper's six models (Table 3,
+    PG-19 and random, m per text) drawn as hollow squares and labelled as the paper's; the legend
+    outside the panels."""
     import matplotlib.pyplot as plt
 
     ours = table[(table["status"] == "ok") & (table["setting"] == setting)] if len(table) else table
+    if "primary" in ours:  # each model on its own arrangement
+        ours = ours[ours["primary"].astype(bool)]
     paper = paper_table3()
     paper = paper[(~paper["shared_m"]) & paper["source"].isin(["pg19", "random"])]
     families = sorted(set(ours.get("family", pd.Series(dtype=str))) | set(paper["family"]))
@@ -296,34 +279,55 @@ def plot_capacity_vs_model_size(table: pd.DataFrame, setting: str = "per-text", 
                 s=40,
                 label=f"{fam} (paper)",
             )
-        for fam, g in ours.groupby("family"):
-            ax.scatter(g["params"], g[col_ours], color=colours[fam], s=50, label=f"{fam} (ours)")
-            for _, r in g.iterrows():
-                ax.annotate(
-                    f"{r['model']}\n{r['source']}",
-                    (r["params"], r[col_ours]),
-                    fontsize=7,
-                    xytext=(3, 3),
-                    textcoords="offset points",
-                )
+        for (fam, src), g in ours.groupby(["family", "source"]):
+            ax.scatter(
+                g["params"],
+                g[col_ours],
+                color=colours[fam],
+                marker=SOURCE_MARKERS.get(src, "o"),
+                s=50,
+                label=f"{fam} (ours, {src})",
+            )
         ax.set_xscale("log")
+        count_axis(ax.xaxis)  # 100M, 300M, 1B: default minor labels 2x10^8 ... overprint
         ax.set_yscale("log", base=2)
         ax.set_xlabel("parameters")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
     handles, labels = axes[0].get_legend_handles_labels()
     uniq = dict(zip(labels, handles))
-    axes[1].legend(uniq.values(), uniq.keys(), fontsize=7, loc="lower right")
+    fig.legend(uniq.values(), uniq.keys(), fontsize=7, loc="outside right upper")
+    for ax, col in zip(axes, ("capacity_best", "h_lm_nats_mean") if len(ours) else ()):
+        # one label per model (its sources share the point or sit close): at its highest point
+        top = ours.groupby("model", sort=False).agg(params=("params", "first"), y=(col, "max"))
+        label_points(ax, list(zip(top["params"], top["y"])), list(top.index))
     fig.suptitle(title or f"capacity against model size ({setting} m)")
     return fig
 
 
+def family_metrics(models: Sequence[str], runs: Sequence[ModelRun], table: pd.DataFrame,
+                   claims=()) -> dict:  # fmt: skip
+    """Notebook 05's metrics: which models loaded or were skipped (and why), the best capacity
+    per model x source x setting, the devices, the claims' verdicts."""
+    ok = table[table.status == "ok"]
+    return {
+        "models": list(models),
+        "loaded": sorted(set(ok.model)),
+        "skipped": {r.spec: r.reason for r in runs if r.status != "ok"},
+        "capacity_best": {
+            f"{r.model} | {r.source} | {r.setting}": int(r.capacity_best) for r in ok.itertuples()
+        },
+        "claims": verdicts(claims),
+        "device": sorted(set(ok.device)),
+    }
+
+
 def texts_for_sources(
-    sources: Sequence[str], n: int, num_tokens: int, seed: int = 0
+    sources: Sequence[str], num_texts: int, num_tokens: int, seed: int = 0
 ) -> Callable[[object], dict[str, list]]:
-    """A ``texts_for(lm)`` for :func:`run_model_families`: ``n`` texts of ``num_tokens`` tokens
-    per source, tokenised for that model; an unavailable source (fanfics offline) is left out
-    with a printed reason."""
+    """A ``texts_for(lm)`` for :func:`run_model_families`: ``num_texts`` texts of ``num_tokens``
+    tokens per source, tokenised for that model; an unavailable source (fanfics offline) or one
+    with too few texts is left out with a printed reason, and no source left is an error."""
     from prototokens.inputs import data
 
     def texts_for(lm) -> dict[str, list]:
@@ -331,10 +335,12 @@ def texts_for_sources(
         for source in sources:
             try:
                 out[source] = data.load_texts(
-                    source, n, num_tokens, lm.tokenizer, seed=seed, model=lm.model
+                    source, num_texts, num_tokens, lm.tokenizer, seed=seed, model=lm.model
                 )
-            except data.SourceUnavailable as exc:
+            except (data.SourceUnavailable, data.NotEnoughTexts) as exc:
                 print(f"{lm.name}: source {source} skipped ({exc})")
+        if not out:
+            raise RuntimeError(f"{lm.name}: no text source of {list(sources)} is available here")
         return out
 
     return texts_for

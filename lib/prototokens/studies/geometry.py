@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
-from prototokens.engine.experiments import reconstruct
+from prototokens.engine.reconstruction import reconstruct
+from prototokens.studies.plotting import explain_empty, legend_outside
 
 PAIR_KINDS = ("same_text", "same_context", "different_context")
 KIND_LABELS = {
@@ -44,29 +45,40 @@ def locality_rows(
     store=None,
     batch_size: int = 64,
     progress=True,
+    m_per_seed: bool = False,
 ) -> pd.DataFrame:
-    """Train the Fig. 6 set with m shared, e per text; rows of every solution.
+    """Train the Fig. 6 set with m shared, e per text and seed; rows of every solution.
 
     ``texts``: continuations ordered by context (as ``load_texts("pg19_gen", ...)`` returns
-    them). All texts train with ``seeds[0]`` in one group sharing m. The last
-    ``seeded_per_context`` continuation(s) of each context are trained again with every further
-    seed; each such seed is its own group of those texts sharing its own m (the engine shares a
-    vector within one seed), so same-text e vectors come from different m's as well.
+    them). Every text is solved with ``seeds[0]``; the last ``seeded_per_context``
+    continuation(s) of each context also with every further seed. As in the paper (m shared,
+    e per text and seed), all these solutions share ONE m, trained jointly in one group
+    (``reconstruct(pairs=...)``), so that the e vectors compared are read against the same m.
+    ``m_per_seed=True``: the former variant, where each seed is its own group of texts sharing
+    its own m (same-text e vectors then come from different m's as well).
     """
     texts = list(texts)
     if not texts or any(t.context_id is None for t in texts):
         raise ValueError("locality needs texts with a context_id (source 'pg19' or 'pg19_gen')")
     seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and not empty, got {seeds}")
     kw = dict(arrangement=arrangement, recipe=recipe, share="m", store=store, progress=progress)
+    by_ctx: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        by_ctx.setdefault(t.context_id, []).append(i)
+    seeded = [i for group in by_ctx.values() for i in group[-seeded_per_context:]]
+    if not m_per_seed:
+        pairs = [(i, seeds[0]) for i in range(len(texts))]
+        pairs += [(i, s) for s in seeds[1:] for i in seeded]
+        size = max(batch_size, len(pairs))  # one group: never split across batches anyway
+        return reconstruct(lm, texts, pairs=pairs, batch_size=size, **kw)
     first = reconstruct(lm, texts, seeds=seeds[:1], batch_size=max(batch_size, len(texts)), **kw)
-    by_ctx: dict[str, list] = {}
-    for t in texts:
-        by_ctx.setdefault(t.context_id, []).append(t)
-    seeded = [t for group in by_ctx.values() for t in group[-seeded_per_context:]]
     parts = [first]
     if len(seeds) > 1:
+        again = [texts[i] for i in seeded]
         parts.append(
-            reconstruct(lm, seeded, seeds=seeds[1:], batch_size=max(batch_size, len(seeded)), **kw)
+            reconstruct(lm, again, seeds=seeds[1:], batch_size=max(batch_size, len(again)), **kw)
         )
     return pd.concat(parts, ignore_index=True)
 
@@ -74,12 +86,12 @@ def locality_rows(
 def load_vectors(store, rows: pd.DataFrame, slots: Sequence[str] = ("e",)) -> np.ndarray:
     """(n, S, d) fp32 vectors of ``rows`` (in row order) for the named slots."""
     try:  # bulk reader from the row-flows work, when present
-        from prototokens.engine.experiments import load_results
+        from prototokens.engine.reconstruction import load_results
 
         got = load_results(store, rows)
         vec = [got[k]["vectors"] for k in rows["cache_key"]]
     except ImportError:
-        from prototokens.engine.experiments import load_result
+        from prototokens.engine.reconstruction import load_result
 
         vec = [load_result(store, r)["vectors"] for _, r in rows.iterrows()]
     return np.stack([np.stack([v[s].float().numpy() for s in slots]) for v in vec])
@@ -182,7 +194,10 @@ def plot_distance_densities(pairs: pd.DataFrame, title: str = ""):
     import matplotlib.pyplot as plt
     from scipy.stats import gaussian_kde
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    if pairs.empty:
+        explain_empty(ax, "no pairs of solutions: fewer than two rows were trained")
+        return fig
     lo, hi = pairs.distance.min(), pairs.distance.max()
     pad = 0.1 * max(hi - lo, 1e-3)
     grid = np.linspace(lo - pad, hi + pad, 400)
@@ -200,8 +215,12 @@ def plot_distance_densities(pairs: pd.DataFrame, title: str = ""):
         ax.plot(x, np.full_like(x, -0.02 * ax.get_ylim()[1]), "|", color=colour, alpha=0.6)
     ax.set_xlabel("cosine distance between e vectors")
     ax.set_ylabel("density")
+    if not ax.collections:  # no kind had enough pairs for a density: lines and rug only
+        ax.set_ylim(-0.05, 1.0)
+        ax.set_yticks([])
+        ax.set_ylabel("(too few pairs for a density)")
     ax.set_title(title or "Distances between proto-tokens (Fig. 6)")
-    ax.legend(fontsize=8)
+    legend_outside(ax, fontsize=8)  # the densities and the rug span the whole panel
     fig.tight_layout()
     return fig
 
@@ -304,16 +323,7 @@ def plot_proto_vs_text_distance(pairs: pd.DataFrame, message: str = "", title: s
         (axes[1], "semantic_distance", "MiniLM cosine distance between texts"),
     ):
         if pairs[col].isna().all():
-            ax.text(
-                0.5,
-                0.5,
-                message or "not available",
-                ha="center",
-                va="center",
-                wrap=True,
-                fontsize=9,
-                transform=ax.transAxes,
-            )
+            explain_empty(ax, message or f"no {xlabel.split(' cosine')[0]} distance in this run")
             ax.set_xlabel(xlabel)
             continue
         for kind in ("different_context", "same_context"):
@@ -327,7 +337,8 @@ def plot_proto_vs_text_distance(pairs: pd.DataFrame, message: str = "", title: s
                 label=f"{KIND_LABELS[kind]} (n={len(sub)})",
             )
         ax.set_xlabel(xlabel)
-        ax.legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()  # one legend, beside the panels
+    legend_outside(axes[1], fontsize=8, handles=handles, labels=labels)
     axes[0].set_ylabel("cosine distance between e vectors")
     fig.suptitle(title or "Proto-token distance against text distance (Fig. 5)")
     fig.tight_layout()

@@ -12,11 +12,12 @@ from typing import Sequence
 import pandas as pd
 
 from prototokens.engine.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
-from prototokens.engine.experiments import load_result, reconstruct
 from prototokens.engine.recipe import Recipe, get_recipe
+from prototokens.engine.reconstruction import load_result, reconstruct
 from prototokens.engine.store import ResultStore
-from prototokens.harness.plots import plot_curves, plot_steps_distribution
-from prototokens.studies.summaries import rank_recipes, summarise_recipes
+from prototokens.studies.claims import verdicts
+from prototokens.studies.optimization_plots import plot_curves, plot_steps_distribution
+from prototokens.studies.summaries import rank_recipes, summarise_recipes, winner
 
 # The columns of a result row that 02's tables show (tab_opt_single, tab_opt_batch).
 RESULT_COLUMNS = [
@@ -115,3 +116,38 @@ def plot_recipe_steps(runs: pd.DataFrame, max_steps: int, title: str = ""):
     """fig_opt_recipes: the distribution of steps to accuracy 1.0 per recipe."""
     steps = {name: g.steps_to_1.tolist() for name, g in runs.groupby("recipe", sort=False)}
     return plot_steps_distribution(steps, max_steps, title=title)
+
+
+def optimization_metrics(
+    lm, *, arrangement: str, num_tokens: int, source: str, single: pd.DataFrame,
+    batch: pd.DataFrame, summary: pd.DataFrame, claims=(),
+) -> dict:  # fmt: skip
+    """Notebook 02's metrics: the single text, the batch (accuracy, converged and exact counts),
+    the recipe comparison (``summary`` of :func:`run_recipe_summary`, best recipe first) and the
+    claims' verdicts."""
+    row = single.iloc[0]
+    return {
+        "device": str(lm.device),
+        "model": lm.name,
+        "arrangement": arrangement,
+        "num_tokens": num_tokens,
+        "source": source,
+        "single": {"accuracy": row.accuracy, "steps": row.steps, "converged": row.converged},
+        "batch": {
+            "mean_accuracy": batch.accuracy.mean(),
+            "max_accuracy": batch.accuracy.max(),
+            "converged_fraction": batch.converged.mean(),
+            "num_exact": int(batch.exact_match.sum()),
+            "num_texts": len(batch),
+        },
+        "recipes": {
+            r.recipe: {
+                "converged_fraction": r.converged_fraction,
+                "mean_steps_budgeted": r.mean_steps_budgeted,
+                "mean_accuracy": r.mean_accuracy,
+            }
+            for r in summary.itertuples()
+        },
+        "winner": winner(summary).recipe,
+        "claims": verdicts(claims),
+    }

@@ -3,10 +3,14 @@
 Nothing here feeds a computation of ours: tables and figures are computed from this run's rows,
 and these values are drawn or printed next to them so that a reader can compare. Source:
 ``shared/reference/paper.md`` (Mezentsev & Oseledets, EMNLP 2025), section 5 (models, with the
-input widths and vocabularies of Kuratov et al.'s ``models_list``) and Table 3.
+input widths and vocabularies of Kuratov et al.'s ``models_list``), Tables 3 and 4. Beside a model
+that is not one of the paper's six, the paper's model nearest in size is shown
+(:func:`nearest_paper_model`), always under the paper's name with "(paper)".
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -62,6 +66,27 @@ PAPER_TABLE3 = pd.DataFrame(
     ]
 )
 PAPER_FIG1 = dict(zip(PAPER_MODELS, (128, 181, 131, 362, 512, 724)))  # best over datasets
+# Paper Table 4: training seconds per text (A100/H100, averaged over datasets); None = "-"
+PAPER_TABLE4_LENGTHS = (32, 64, 128, 256, 512)
+_T4 = {
+    "EleutherAI/pythia-160m": (6, 25, 68, None, None),
+    "EleutherAI/pythia-410m": (10, 21, 106, None, None),
+    "EleutherAI/pythia-1.4b": (10, 66, 129, None, None),
+    "meta-llama/Llama-3.2-1B": (11, 15, 27, 87, None),
+    "meta-llama/Llama-3.2-3B": (14, 18, 28, 78, 261),
+    "meta-llama/Llama-3.1-8B": (16, 20, 29, 60, 215),
+}
+PAPER_TABLE4 = pd.DataFrame(
+    [
+        {"paper_model": m, "num_tokens": n, "paper_seconds": float(s)}
+        for m, secs in _T4.items()
+        for n, s in zip(PAPER_TABLE4_LENGTHS, secs)
+        if s is not None
+    ]
+)
+PAPER_ARRANGEMENT = "e+m*(N-1)"  # the paper's Eq. 1 as fed to its models (no start token)
+# parameter counts of the embedded models (``inputs.models.EMBEDDED``), for the nearest paper model
+EMBEDDED_PARAMS = {"smollm2-135m": 134.5e6, "gemma3-270m": 268.1e6}
 
 
 def paper_model(name: str) -> str | None:
@@ -98,3 +123,25 @@ def paper_table3() -> pd.DataFrame:
     t["shared_m"] = t["setting"] == "shared m"
     t["origin"] = "paper"
     return t
+
+
+def nearest_paper_model(name: str, params: float | None = None) -> str | None:
+    """The paper's model to show beside ``name``: the model itself when it is one of the paper's
+    six, else the paper's model nearest in parameter count on a log scale (the smallest ratio
+    max/min), from ``params`` or, for an embedded model, :data:`EMBEDDED_PARAMS`. SmolLM2-135M
+    gets Pythia-160M (1.21x) and Gemma-3-270M Pythia-410M (1.51x, against 1.65x for 160M).
+    None when the size is unknown."""
+    own = paper_model(name)
+    if own:
+        return own
+    if params is None:
+        params = EMBEDDED_PARAMS.get(name.lower().rstrip("/"))
+    if params is None or not params > 0:
+        return None
+    return min(PAPER_MODELS, key=lambda m: abs(math.log(PAPER_MODEL_FACTS[m][2] / params)))
+
+
+def paper_name(hub_id: str) -> str:
+    """The paper's short name of one of its models, labelled as the paper's: "Pythia-160M
+    (paper)"."""
+    return f"{PAPER_MODEL_FACTS[hub_id][0]} (paper)"

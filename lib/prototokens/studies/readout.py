@@ -12,9 +12,8 @@ import pandas as pd
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
-from prototokens.engine.decoding import soft_prompt_generate
+from prototokens.engine.decoding import greedy_generate, predict
 from prototokens.engine.metrics import start_token_id
-from prototokens.engine.train import predict
 
 PROMPTS = ("e, m", "<start>, e, m")
 
@@ -32,7 +31,7 @@ def generate_from_vectors(
     if with_start:
         start = torch.tensor([start_token_id(lm.tokenizer)], device=lm.device)
         x = torch.cat([emb(start).float(), x])
-    return soft_prompt_generate(lm, x[None], n_tokens)  # x[None]: (1, P, d)
+    return greedy_generate(lm, x[None], n_tokens)[0].tolist()  # x[None]: (1, P, d)
 
 
 def run_readout(

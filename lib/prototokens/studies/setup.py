@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from prototokens import envcheck
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
+from prototokens.engine.decoding import predict
 from prototokens.engine.metrics import h_lm
-from prototokens.engine.train import predict
-from prototokens.harness import envcheck
 
 CHECK_COLUMNS = ["section", "check", "ok", "detail"]
 REQUIRED_SECTIONS = ("package", "sanity")  # a failure here fails notebook 01
@@ -128,3 +128,28 @@ def failed_checks(table: pd.DataFrame) -> pd.DataFrame:
     """The required checks (packages, sanity pass) that failed."""
     required = table[table.section.isin(REQUIRED_SECTIONS)]
     return required[~required.ok.astype(bool)]
+
+
+def raise_on_failures(table: pd.DataFrame) -> None:
+    """Stop notebook 01 with every failed required check named (nothing when all passed)."""
+    failed = failed_checks(table)
+    if len(failed):
+        named = "; ".join(f"{r.check}: {r.detail}" for r in failed.itertuples())
+        raise RuntimeError(f"setup check FAILED: {named}")
+
+
+def setup_metrics(lm, table: pd.DataFrame, sources: pd.DataFrame, sanity: SanityPass,
+                  load_s: float) -> dict:  # fmt: skip
+    """Notebook 01's metrics: checks run and failed, load and forward times, the sanity numbers
+    and the text sources available here."""
+    return {
+        "device": str(lm.device),
+        "model": lm.name,
+        "num_checks": len(table),
+        "num_failed": len(failed_checks(table)),
+        "load_s": load_s,
+        "forward_s": sanity.forward_s,
+        "sanity_ce_nats": sanity.ce_nats,
+        "sanity_h_lm_nats": sanity.h_lm_nats,
+        "sources_available": sources.check[sources.ok].tolist(),
+    }

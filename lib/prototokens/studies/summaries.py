@@ -31,6 +31,15 @@ def _need(rows: pd.DataFrame, columns: Sequence[str], what: str) -> None:
         raise ValueError(f"{what} got no rows")
 
 
+def finite(x) -> float | None:
+    """``x`` as a float, or None when it is missing or not finite (metrics files hold finite
+    numbers only: None marks "not measured")."""
+    if x is None or pd.isna(x):
+        return None
+    v = float(x)
+    return v if np.isfinite(v) else None
+
+
 def steps_budgeted(rows: pd.DataFrame, max_steps: int) -> np.ndarray:
     """Steps to convergence per row, a non-converged row counted at ``max_steps``."""
     return np.where(rows.converged.astype(bool), rows.steps, max_steps).astype(float)

@@ -5,12 +5,14 @@ N, batch B, method): ``one_forward`` (a pass over Z and the argmax), ``ar_genera
 (``transformers`` ``generate``) and ``ar_static`` (the strong baseline); each row records the
 device that measured it, tokens/s and the fraction of its physical bound (compute bound for the
 one pass, weight-reading bound for decoding). ``speedups`` pairs them; ``training_time_table``
-READS Table 4's seconds per text from the result store's rows (notebooks 03 and 05 write them).
+READS Table 4's seconds per text from the result store's rows (notebooks 03 and 05 write them):
+from-scratch rows of one recipe and budget, with the paper's Table 4 beside them.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import platform
 
 import matplotlib.pyplot as plt
@@ -19,16 +21,19 @@ import pandas as pd
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
+from prototokens.engine.decoding import greedy_generate
 from prototokens.studies import bounds
-from prototokens.studies.timing import (
+from prototokens.studies.decode_timing import (
     StaticDecoder,
     ar_prefix,
-    generate_greedy,
     one_forward_decode,
     one_forward_inputs,
     quiet_transformers,
     time_call,
 )
+from prototokens.studies.measures import seconds_per_text
+from prototokens.studies.paper_tables import PAPER_TABLE4, nearest_paper_model, paper_name
+from prototokens.studies.plotting import explain_empty, legend_outside, mark_reference
 
 METHODS = ("one_forward", "ar_generate", "ar_static")
 METHOD_LABELS = {
@@ -112,7 +117,7 @@ def measure_model(
                     else:
                         prefix = ar_prefix(lm, B, prefix_k)
                         if method == "ar_generate":
-                            fn = lambda: generate_greedy(lm, prefix, N)  # noqa: E731
+                            fn = lambda: greedy_generate(lm, prefix, N)  # noqa: E731
                         else:
                             dec = StaticDecoder(lm, B, prefix_k, N, strong_mode)
                             fn = lambda: dec(prefix)  # noqa: E731
@@ -207,32 +212,75 @@ def speedups(df: pd.DataFrame) -> pd.DataFrame:
     return wide
 
 
-def training_time_table(rows: pd.DataFrame, arrangement: str = DEFAULT_ARRANGEMENT) -> pd.DataFrame:
-    """Table 4 from stored rows: per (model, device, N), converged rows, median seconds to
-    convergence (``wall_time_s``: from the start of its batch) and the same divided by the batch
-    size (the batch trained together: the cost per text). Never re-measured here."""
-    need = {"model", "num_tokens", "wall_time_s", "converged", "arrangement"}
+def training_time_table(
+    rows: pd.DataFrame,
+    arrangement: str = DEFAULT_ARRANGEMENT,
+    *,
+    recipe: str | None = None,
+    max_steps: int | None = None,
+) -> pd.DataFrame:
+    """Table 4 from stored rows, with the paper's Table 4 beside it. Never re-measured here.
+
+    Reads only rows that mean "seconds to train one text": of ``arrangement``, nothing shared,
+    trained from scratch (``warm_started`` recorded False: a warm-started increment of the
+    progressive search costs less than a text; rows that do not record it are left out),
+    converged, and of ONE recipe and budget (the full recipe parameters, ``max_steps``
+    included): ``recipe``/``max_steps`` pick it, else the recipe with the most such rows.
+    Per (model, device, N): rows, the median wall time from the start of the batch to
+    convergence, the median seconds per text (:func:`measures.seconds_per_text`: the rows of a
+    batch train together) and the median steps; ``origin`` "ours". Beside them, the paper's
+    Table 4 rows of the paper's nearest model by size to each of ours
+    (:func:`paper_tables.nearest_paper_model`), ``origin`` "paper", named "<model> (paper)".
+    """
+    need = {"model", "num_tokens", "wall_time_s", "converged", "arrangement", "recipe_params"}
+    need.add("steps")
     if rows is None or rows.empty or not need <= set(rows.columns):
         return pd.DataFrame()
     r = rows[(rows.arrangement == arrangement) & rows.converged.astype(bool)].copy()
-    if r.empty:
-        return pd.DataFrame()
-    for col, default in (("device", "unknown"), ("batch_size", 1), ("share", None)):
+    for col, default in (("device", "unknown"), ("share", None), ("warm_started", None)):
         if col not in r:
             r[col] = default
-    # rows store share "none" when nothing is shared (engine.experiments); older tables had None
-    r = r[r["share"].isna() | (r["share"] == "none")]
-    r["s_per_text_batch"] = r.wall_time_s / r.batch_size.fillna(1).clip(lower=1)
-    return (
-        r.groupby(["model", "device", "num_tokens"])
+    # rows store share "none" when nothing is shared (engine.reconstruction)
+    r = r[(r["share"].isna() | (r["share"] == "none")) & (r["warm_started"] == False)]  # noqa: E712
+    if r.empty:
+        return pd.DataFrame()
+    r["recipe_name"] = [p.get("name") for p in r.recipe_params]
+    r["max_steps"] = [p.get("max_steps") for p in r.recipe_params]
+    r["_recipe"] = [json.dumps(p, sort_keys=True) for p in r.recipe_params]
+    if recipe is not None:
+        r = r[r.recipe_name == recipe]
+    if max_steps is not None:
+        r = r[r.max_steps == max_steps]
+    if r.empty:
+        return pd.DataFrame()
+    r = r[r._recipe == r._recipe.value_counts().index[0]]  # one recipe and budget
+    r["s_per_text"] = seconds_per_text(r)
+    ours = (
+        r.groupby(["model", "device", "recipe_name", "max_steps", "num_tokens"])
         .agg(
             rows=("wall_time_s", "size"),
             median_s_to_converge=("wall_time_s", "median"),
-            median_s_per_text=("s_per_text_batch", "median"),
+            median_s_per_text=("s_per_text", "median"),
             median_steps=("steps", "median"),
         )
         .reset_index()
+        .rename(columns={"recipe_name": "recipe"})
     )
+    ours.insert(0, "origin", "ours")
+    nearest = dict.fromkeys(m for m in map(nearest_paper_model, ours.model.unique()) if m)
+    paper = PAPER_TABLE4[PAPER_TABLE4.paper_model.isin(list(nearest))]
+    paper = pd.DataFrame(
+        {
+            "origin": "paper",
+            "model": paper.paper_model.map(paper_name),
+            "device": "A100/H100 (paper)",
+            "recipe": "paper",
+            "max_steps": 5000,
+            "num_tokens": paper.num_tokens,
+            "median_s_per_text": paper.paper_seconds,
+        }
+    )
+    return pd.concat([ours, paper], ignore_index=True)
 
 
 def _label(title: str, source: str) -> str:
@@ -246,7 +294,11 @@ def plot_throughput(df: pd.DataFrame, title: str = ""):
     physical bound as a black tick, the paper's ranges shaded and labelled as the paper's."""
     ok = df[df["tok_s"].notna()] if "tok_s" in df else df.iloc[:0]
     sizes = sorted(ok.batch_size.unique()) if not ok.empty else [1]
-    fig, axes = plt.subplots(1, len(sizes), figsize=(5.5 * len(sizes) + 1, 4.6), squeeze=False)
+    panel_w = max(5.5, 1.1 * ok["model"].nunique() + 1) if not ok.empty else 5.5  # room per label
+    fig, axes = plt.subplots(1, len(sizes), figsize=(panel_w * len(sizes) + 2, 4.6), squeeze=False)
+    if ok.empty:
+        explain_empty(axes[0][0], "no speed measured: every row's tok_s is empty")
+        return fig
     colours = {"one_forward": "#1b9e77", "ar_generate": "#d95f02", "ar_static": "#7570b3"}
     for ax, B in zip(axes[0], sizes):
         sub = ok[ok.batch_size == B]
@@ -266,9 +318,12 @@ def plot_throughput(df: pd.DataFrame, title: str = ""):
                 )
                 ax.plot([x - width / 2, x + width / 2], [r.bound_tok_s] * 2, color="k", lw=1.5,
                         label="physical bound" if (i == 0 and j == 0) else None)  # fmt: skip
-        ax.axhspan(*PAPER_AR_RANGE, color="#d95f02", alpha=0.12, label="paper: AR 20-140 tok/s")
-        ax.axhline(PAPER_ONE_FORWARD_MAX, color="#1b9e77", ls="--", lw=1,
-                   label="paper: one pass up to ~25,000 tok/s")  # fmt: skip
+        mark_reference(
+            ax.axhspan(*PAPER_AR_RANGE, color="#d95f02", alpha=0.12,
+                       label="paper: AR 20-140 tok/s"),
+            ax.axhline(PAPER_ONE_FORWARD_MAX, color="#1b9e77", ls="--", lw=1,
+                       label="paper: one pass up to ~25,000 tok/s"),
+        )  # fmt: skip
         ax.set_yscale("log")
         ax.set_xticks(range(len(models)))
         ax.set_xticklabels(
@@ -278,10 +333,10 @@ def plot_throughput(df: pd.DataFrame, title: str = ""):
         ax.set_title(f"batch {B}, N = {', '.join(map(str, ns))}", fontsize=10)
         ax.set_ylabel("tokens / s")
         ax.grid(axis="y", alpha=0.3, which="both")
-    axes[0][0].legend(fontsize=7, loc="upper right")
-    if not ok.empty:
-        dev = ok.device_name.iloc[0]
-        fig.suptitle(title or f"Throughput on {dev} ({ok.dtype.iloc[0]})", fontsize=11)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    legend_outside(axes[0][-1], handles=handles, labels=labels)  # bars fill every panel
+    dev = ok.device_name.iloc[0]
+    fig.suptitle(title or f"Throughput on {dev} ({ok.dtype.iloc[0]})", fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -1,21 +1,19 @@
-"""Shared types of the text sources: the :class:`Text` record, the errors, and exact encoding.
+"""Shared parts of the text sources: the errors, exact encoding and decoding, dataset files.
 
-Token ids are the ground truth of every text. ``Text.text`` is ``tokenizer.decode(token_ids)``;
-re-encoding that string usually gives the same ids back, but not always: a byte-level BPE can
-merge differently across a cut (e.g. a prefix that ends inside a word, or two tokens that decode
-to a string with a cheaper merge). Experiments therefore train on ``token_ids``, never on a
-re-encoding of ``text``.
+The :class:`~prototokens.records.Text` record itself lives in :mod:`prototokens.records`, where
+every layer may import it; here are the helpers that build texts with exact token ids.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from prototokens.identity import tokenizer_fingerprint
+from prototokens.records import Text
 
 SOURCES: tuple[str, ...] = ("pg19", "fanfics", "random", "pg19_gen")
 
@@ -48,30 +46,6 @@ class NotEnoughTexts(ValueError):
             f"for this tokenizer, but {requested} were requested; ask for at most {available} "
             f"texts or a shorter length"
         )
-
-
-@dataclass(frozen=True)
-class Text:
-    """One text to reconstruct, with its exact token ids.
-
-    ``token_ids`` holds exactly the requested number of ids, without special tokens (no BOS);
-    ``text`` is their decoding. ``context`` is the text that preceded it (the first half of a
-    PG-19 chunk, or the prompt a continuation was sampled from); ``context_id`` is shared by all
-    texts that have the same context (the locality study groups on it).
-    """
-
-    text_id: str
-    source: str
-    label: str
-    text: str
-    token_ids: tuple[int, ...]
-    context: str | None = None
-    context_id: str | None = None
-    tokenizer_key: str | None = None  # tokenizer_fingerprint() of the tokenizer of token_ids
-
-    @property
-    def num_tokens(self) -> int:
-        return len(self.token_ids)
 
 
 _TOKENIZERS: dict[str, object] = {}  # fingerprint -> tokenizer, filled by exact_text

@@ -46,11 +46,6 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return _REACHABLE[endpoint]
 
 
-def reset_reachability() -> None:
-    """Forget the remembered answer (after the network changed; used by tests)."""
-    _REACHABLE.clear()
-
-
 def load_hub_texts(dataset_id: str) -> list[str]:
     """The ``text`` column of every split of ``dataset_id`` (the chunks in stored order).
 

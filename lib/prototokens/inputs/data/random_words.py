@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from prototokens.paths import cache_dir
+from prototokens.records import Text
 
-from .base import RANDOM_LABEL, Text, encode, exact_text, load_dataset_dir, save_dataset
+from .base import RANDOM_LABEL, encode, exact_text, load_dataset_dir, save_dataset
 
 VOCAB_SIZE = 100_000
 _VOCAB: dict[str, tuple[str, ...]] = {}

@@ -20,7 +20,7 @@ from .random_words import random_texts
 
 def load_texts(
     source: str,
-    n: int,
+    num_texts: int,
     num_tokens: int,
     tokenizer,
     seed: int = 0,
@@ -30,7 +30,8 @@ def load_texts(
     allow_hub: bool | None = None,
     context_tokens: int | None = None,
 ) -> list[Text]:
-    """``n`` texts of exactly ``num_tokens`` tokens from ``source`` (one of :data:`SOURCES`).
+    """``num_texts`` texts of exactly ``num_tokens`` tokens from ``source`` (one of
+    :data:`SOURCES`).
 
     - ``pg19`` / ``fanfics``: the second halves (at sentence level) of the predecessor's hub
       chunks, cut to ``num_tokens`` tokens; chunks that are too short are skipped. Offline,
@@ -38,24 +39,25 @@ def load_texts(
       ``fanfics`` raises :class:`SourceUnavailable`.
     - ``random``: words drawn uniformly from the top-100k English words.
     - ``pg19_gen``: ``model``'s own continuations of the ``pg19`` contexts; ``continuations``
-      per context (``n × continuations`` texts, ordered by context); ``context_tokens`` caps the
-      prompt (default 128).
+      per context (``num_texts × continuations`` texts, ordered by context); ``context_tokens``
+      caps the prompt (default 128).
 
     ``token_ids`` come from ``tokenizer(text, add_special_tokens=False)`` (or from the sampler)
     and ``text`` is their decoding; the ids are the ground truth, a re-encoding can differ.
-    Deterministic for ``(source, n, num_tokens, tokenizer, seed)``. ``allow_hub=False`` forces the
-    offline path, ``None`` uses the hub when it answers quickly, ``True`` insists on it.
-    Raises :class:`NotEnoughTexts` when the source has fewer than ``n`` long-enough texts.
+    Deterministic for ``(source, num_texts, num_tokens, tokenizer, seed)``. ``allow_hub=False``
+    forces the offline path, ``None`` uses the hub when it answers quickly, ``True`` insists on it.
+    Raises :class:`NotEnoughTexts` when the source has fewer than ``num_texts`` long-enough texts.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown text source {source!r}; choose one of {', '.join(SOURCES)}")
-    for name, value in (("n", n), ("num_tokens", num_tokens), ("continuations", continuations)):
+    sizes = (("num_texts", num_texts), ("num_tokens", num_tokens), ("continuations", continuations))
+    for name, value in sizes:
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if continuations != 1 and source != "pg19_gen":
         raise ValueError("continuations > 1 only applies to source 'pg19_gen'")
     if source == "random":
-        return random_texts(n, num_tokens, tokenizer, seed)
+        return random_texts(num_texts, num_tokens, tokenizer, seed)
     if source == "pg19_gen":
         if model is None:
             raise ValueError(
@@ -63,11 +65,11 @@ def load_texts(
             )
         kw = {} if context_tokens is None else {"context_tokens": context_tokens}
         return generated_texts(
-            model, tokenizer, n, num_tokens, seed, continuations, allow_hub=allow_hub, **kw
+            model, tokenizer, num_texts, num_tokens, seed, continuations, allow_hub=allow_hub, **kw
         )
     pool = pools.pg19_pool(allow_hub) if source == "pg19" else pools.fanfics_pool(allow_hub)
     out = []
-    for idx in pools.select(pool, source, n, num_tokens, tokenizer, seed):
+    for idx in pools.select(pool, source, num_texts, num_tokens, tokenizer, seed):
         ids = pools.target_ids(pool, tokenizer, idx)[:num_tokens]
         out.append(
             exact_text(

@@ -1,6 +1,9 @@
 """Speed of the training step: ``engine.optimize`` (eager or ``compiled=``) against a bare loop.
 
-Used by ``bench/engine_throughput.py`` and ``bench/gpu_throughput.py`` (one copy of the code):
+Bench-only (no notebook uses it), so it lives beside the benches that import it:
+``engine_throughput.py``, ``gpu_throughput.py`` and ``cpu_step_time.py`` (one copy of the code;
+``python bench/<script>.py`` puts this folder on the path). Timing and random ids come from the
+library's :mod:`prototokens.studies.decode_timing`.
 
 - :func:`time_optimize`: texts x steps per second of ``optimize`` on B texts of N random token
   ids, timed between the engine's host syncs after the warm-up (set-up, compilation or graph
@@ -18,18 +21,17 @@ import time
 
 import torch
 import torch.nn.functional as F
+from prototokens.studies.decode_timing import random_ids, sync
 
-from prototokens.studies.timing import sync
-
-
-def random_texts(B: int, N: int, vocab: int, seed: int = 0) -> list[list[int]]:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(1, vocab, (B, N), generator=gen).tolist()
+# The bare loop's layout (N+1 inputs, the last N supervised). It needs no start token, so a
+# random-init model without a tokenizer can be timed too.
+BARE_ARRANGEMENT = "e+m*N"
 
 
 def time_optimize(
-    lm, B: int, N: int, warmup: int = 3, steps: int = 20, sync_every=None, compiled=False
-) -> dict:
+    lm, B: int, N: int, warmup: int = 3, steps: int = 20, sync_every=None, compiled=False,
+    arrangement: str = BARE_ARRANGEMENT,
+) -> dict:  # fmt: skip
     """ms per step and texts*steps/s of ``optimize`` between the host syncs after ``warmup`` and
     ``warmup + steps`` updates (both rounded up to multiples of ``sync_every``)."""
     from prototokens.engine.recipe import get_recipe
@@ -45,11 +47,11 @@ def time_optimize(
         if p.n_stopped == 0 and p.step not in stamps:
             stamps[p.step] = time.perf_counter()  # after the engine's host sync of this step
 
-    texts = random_texts(B, N, lm.vocab_size)
+    texts = random_ids(B, N, lm.vocab_size)
     t0 = time.perf_counter()
     res = optimize(
         lm, texts, recipe=recipe, seeds=list(range(B)), sync_every=every, progress=progress,
-        compiled=compiled,
+        compiled=compiled, arrangement=arrangement,
     )  # fmt: skip
     total = time.perf_counter() - t0
     if w not in stamps or w + s not in stamps:
@@ -71,7 +73,7 @@ def time_optimize(
 def time_bare_loop(lm, B: int, N: int, warmup: int = 3, steps: int = 20) -> dict:
     """The bare loop at the engine's shape (``e+m*N``: N+1 inputs, the last N supervised)."""
     model, device, dtype = lm.model, lm.device, lm.dtype
-    targets = torch.tensor(random_texts(B, N, lm.vocab_size), device=device)  # (B, N)
+    targets = torch.tensor(random_ids(B, N, lm.vocab_size), device=device)  # (B, N)
     x = torch.randn(B, N + 1, lm.d_model, device=device).requires_grad_(True)  # (B, N+1, d)
     opt = torch.optim.AdamW([x], lr=1e-2, betas=(0.9, 0.9), weight_decay=0.01, eps=1e-8)
 
@@ -108,10 +110,11 @@ def compare_vectors(lm, B: int, N: int, steps: int, compiled, lr: float = 1e-2) 
     from prototokens.engine.recipe import get_recipe
     from prototokens.engine.train import optimize
 
-    texts = random_texts(B, N, lm.vocab_size, seed=1)
+    texts = random_ids(B, N, lm.vocab_size, seed=1)
     recipe = get_recipe("paper").with_(max_steps=steps, lr=lr)
-    a = optimize(lm, texts, recipe=recipe, seeds=list(range(B)))
-    b = optimize(lm, texts, recipe=recipe, seeds=list(range(B)), compiled=compiled)
+    kw = dict(recipe=recipe, seeds=list(range(B)), arrangement=BARE_ARRANGEMENT)
+    a = optimize(lm, texts, **kw)
+    b = optimize(lm, texts, compiled=compiled, **kw)
     abs_diff = max((ra.vectors[k] - rb.vectors[k]).abs().max().item() for ra, rb in zip(a, b)
                    for k in ra.vectors)  # fmt: skip
     scale = max(ra.vectors[k].abs().max().item() for ra in a for k in ra.vectors)

@@ -1,15 +1,17 @@
 """Timing one forward pass against autoregressive decoding, honestly (paper section 11).
 
-- :func:`time_call`: the harness: warm-up calls, a device synchronisation around every timed call
-  (a CUDA kernel launch returns before the work is done), the median of the repeats.
+- :func:`time_call`: the project's one timer: warm-up calls, a device synchronisation around
+  every timed call (a CUDA kernel launch returns before the work is done); the median of the
+  repeats (``Timing.min_s``: the best, for peaks); :func:`random_ids`: the random token ids every
+  timing decodes or trains on.
 - :func:`one_forward_decode`: the one-pass reconstruction, a forward pass over Z = [e, m, ..., m]
   (B texts of N targets) and the argmax at every target position: the engine's own ``predict``
-  path (``forward.input_embeddings`` -> ``hidden_states`` -> ``target_argmax``), batched.
+  path (:func:`prototokens.engine.decoding.forward_argmax`), batched.
 - Autoregressive decoding of the same number of tokens from a learned prefix of K vectors (the
   Kuratov et al. [mem] scheme), three ways that must give the same greedy tokens:
 
-  * :func:`generate_greedy`: ``transformers`` ``generate`` with its default (dynamic) cache:
-    what the paper compares against;
+  * :func:`prototokens.engine.decoding.greedy_generate`: ``transformers`` ``generate`` with its
+    default (dynamic) cache: what the paper compares against;
   * :func:`static_greedy`: the strong baseline: a static KV cache, a hand-written greedy loop
     with no per-token host work, and on CUDA one decoding step captured as a CUDA graph
     (fallback: ``torch.compile``; on CPU the eager loop, the best torch offers there cheaply);
@@ -31,14 +33,8 @@ from dataclasses import dataclass, field
 import torch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
-from prototokens.engine.decoding import start_token_for
-from prototokens.engine.forward import (  # the engine's one-pass path
-    auto_chunk_elements,
-    hidden_states,
-    input_embeddings,
-    plan_batch,
-    target_argmax,
-)
+from prototokens.engine.decoding import forward_argmax, start_token_for
+from prototokens.engine.forward import auto_chunk_elements, plan_batch
 
 
 def quiet_transformers() -> None:
@@ -90,6 +86,15 @@ def time_call(fn, device: torch.device | str, repeats: int = 5, warmup: int = 1)
     return Timing(statistics.median(times), times, warmup, result)
 
 
+def random_ids(
+    batch_size: int, n_tokens: int, vocab_size: int, seed: int = 0, generator=None
+) -> list[list[int]]:
+    """(B, N) random token ids in ``[1, vocab_size)``: targets whose values do not change the time
+    of a forward or a training step. ``generator``: draw from it instead of a fresh one."""
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    return torch.randint(1, vocab_size, (batch_size, n_tokens), generator=gen).tolist()
+
+
 def embedding_scale(lm) -> float:
     """Standard deviation of the input embedding matrix: random vectors are drawn at this scale."""
     return float(lm.model.get_input_embeddings().weight.float().std())
@@ -102,7 +107,7 @@ def one_forward_inputs(
     vectors. Returns what :func:`one_forward_decode` takes."""
     arr = get_arrangement(arrangement)
     gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, lm.vocab_size, (batch_size, n_tokens), generator=gen).tolist()
+    ids = random_ids(batch_size, n_tokens, lm.vocab_size, generator=gen)
     # a random-init model has no tokenizer, so no start token: any id costs the same time
     start = start_token_for(lm, arr) if lm.tokenizer is not None else None
     if start is None and arr.needs_start_token:
@@ -115,10 +120,8 @@ def one_forward_inputs(
 @torch.inference_mode()
 def one_forward_decode(lm, plan, vectors, chunk_elements: int | None = None) -> torch.Tensor:
     """The one-pass reconstruction: (T,) greedy tokens at every target position of the batch."""
-    model = lm.model
     chunk = chunk_elements or auto_chunk_elements(lm.device)
-    hidden = hidden_states(model, input_embeddings(model, plan, vectors))  # (B, L, d)
-    return target_argmax(model, plan, hidden, chunk)  # (T,)
+    return forward_argmax(lm, plan, vectors, chunk)[0]  # (T,)
 
 
 def ar_prefix(lm, batch_size: int = 1, k: int = 1, seed: int = 0) -> torch.Tensor:
@@ -127,35 +130,6 @@ def ar_prefix(lm, batch_size: int = 1, k: int = 1, seed: int = 0) -> torch.Tenso
     gen = torch.Generator().manual_seed(seed)
     vec = torch.randn(batch_size, k, lm.d_model, generator=gen) * embedding_scale(lm)
     return vec.to(lm.device, lm.dtype)
-
-
-def _pad_id(lm) -> int:
-    tok = lm.tokenizer
-    return int(getattr(tok, "pad_token_id", None) or getattr(tok, "eos_token_id", None) or 0)
-
-
-@torch.inference_mode()
-def generate_greedy(lm, prefix: torch.Tensor, n_tokens: int) -> torch.Tensor:
-    """(B, n) tokens from ``model.generate`` (default cache), greedy, exactly ``n_tokens``: the
-    stop token is an id outside the vocabulary, so end-of-text neither stops a row nor is masked
-    (``min_new_tokens`` would mask it and change the argmax): every row decodes n tokens, as many
-    as the one-pass reconstruction (``eos_token_id=None`` falls back to the model's own)."""
-    from transformers import GenerationConfig
-
-    cfg = GenerationConfig(
-        max_new_tokens=n_tokens,
-        do_sample=False,
-        eos_token_id=lm.vocab_size,
-        pad_token_id=_pad_id(lm),
-        bos_token_id=None,
-    )
-    B, K, _ = prefix.shape
-    out = lm.model.generate(
-        inputs_embeds=prefix,
-        attention_mask=torch.ones(B, K, dtype=torch.long, device=prefix.device),
-        generation_config=cfg,
-    )
-    return out[:, -n_tokens:]
 
 
 @torch.inference_mode()

@@ -1,14 +1,18 @@
-"""Tiny random-init models and a tiny tokenizer, built in-process, for tests and smoke runs.
+"""Test-only helpers: tiny random-init models and tokenizers, and reference functions the library
+does not need (each was a library function used by tests alone).
 
-They exercise every mechanism of the engine (arrangements, batching, sharing, freezing, caching)
-in milliseconds without any download. They say nothing about the phenomenon itself: for that the
-tests use the embedded SmolLM2 (``prototokens.inputs.models.load_model("smollm2-135m")``).
+The tiny models exercise every mechanism of the engine (arrangements, batching, sharing, freezing,
+caching) in milliseconds without any download. They say nothing about the phenomenon itself: for
+that the tests use the embedded SmolLM2 (``prototokens.inputs.models.load_model("smollm2-135m")``).
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from typing import Sequence
 
+import numpy as np
 import torch
 
 _CORPUS = (
@@ -104,3 +108,42 @@ def tiny_model(
         max_positions=max_positions,
     )
     return random_model(f"tiny-{arch}", seed=seed, dtype=dtype, **fields)
+
+
+def steps_to_threshold(accuracy_curve: Sequence[float], threshold: float) -> int | None:
+    """First step whose accuracy reaches ``threshold`` (None if never): the reference for the
+    engine's ``steps_to``."""
+    hits = np.nonzero(np.asarray(accuracy_curve) >= threshold - 1e-9)[0]
+    return int(hits[0]) if len(hits) else None
+
+
+def expected_loss(lm, arrangement, token_ids, p1, p2, control, taus: int = 21) -> np.ndarray:
+    """Eq. 5 on a uniform grid of ``taus`` points: (P,) mean CE sum along each Bezier path."""
+    from prototokens.studies.bezier import path_metrics
+
+    _, ce = path_metrics(lm, arrangement, token_ids, p1, p2, np.linspace(0, 1, taus), control)
+    return ce.mean(axis=1)
+
+
+def count_parameters(arch: str, **overrides) -> int:
+    """Parameters of an architecture (tied embeddings counted once), built on the meta device."""
+    from prototokens.inputs.architectures import build_config
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(build_config(arch, **overrides))
+    return sum(p.numel() for p in model.parameters())
+
+
+def read_metrics(notebook: str, output_dir) -> dict:
+    """``metrics/<notebook>.json`` of an outputs folder, as written by ``write_metrics``."""
+    from prototokens.harness.artifacts import metrics_path
+
+    return json.loads(metrics_path(notebook, output_dir).read_text(encoding="utf-8"))
+
+
+def reset_hub_reachability() -> None:
+    """Forget the hub's remembered reachability (a test that changes the network changes it)."""
+    from prototokens.inputs.data import hub
+
+    hub._REACHABLE.clear()

@@ -1,7 +1,9 @@
-"""Plotting functions shared by the notebooks and the interactive explorer (one code path).
+"""Figures and displays of the method (notebook 02; the schematic also in 04 and the explorer).
 
-Every function takes computed data and returns a matplotlib Figure (or an HTML string for the
-token-by-token reconstruction); saving goes through ``prototokens.harness.artifacts.save_figure``.
+Fig. 2's schematic drawn from an arrangement's layout, loss/accuracy curves, the distribution of
+steps to accuracy 1.0 per recipe, and the token-by-token reconstruction (HTML for the explorer, a
+DataFrame for batch runs). Each takes computed data and returns a Figure (or HTML / a DataFrame);
+saving goes through the notebook's session (``prototokens.harness.artifacts.save_figure``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, START, TOKEN, get_arrangement
+from prototokens.studies.plotting import explain_empty, legend_outside, mark_reference
 
 SLOT_COLOURS = {"e": "#d95f02", "m": "#1b9e77", "<s>": "#666666"}
 
@@ -102,6 +105,10 @@ def plot_schematic(
 def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], title: str = ""):
     """Loss (CE sum, nats, log scale) and accuracy against step for each labelled run."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    if not curves:
+        for ax in (a1, a2):
+            explain_empty(ax, "no curves: no result rows were given")
+        return fig
     for label, (loss, acc) in curves.items():
         a1.plot(np.arange(len(loss)), loss, label=label, lw=1.2)
         a2.plot(np.arange(len(acc)), acc, label=label, lw=1.2)
@@ -112,9 +119,9 @@ def plot_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], t
     a2.set_ylabel("token accuracy (one forward)")
     a2.set_ylim(-0.02, 1.02)
     for th in (0.95, 0.99, 1.0):
-        a2.axhline(th, color="#bbb", lw=0.6, ls="--")
+        mark_reference(a2.axhline(th, color="#bbb", lw=0.6, ls="--"))
     if len(curves) <= 12:
-        a2.legend(fontsize=7, loc="lower right")
+        legend_outside(a2)  # beside the panel: the curves fill it
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

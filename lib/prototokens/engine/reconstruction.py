@@ -26,11 +26,11 @@ from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.engine.store import ResultStore, cache_key, engine_version
 from prototokens.engine.train import Progress, RowResult, optimize
 from prototokens.identity import text_fingerprint
-from prototokens.inputs.data.base import Text
+from prototokens.records import Text
 
 
 def as_texts(texts, tokenizer=None) -> list[Text]:
-    """Accept :class:`~prototokens.inputs.data.Text` records, token-id sequences or strings (with
+    """Accept :class:`~prototokens.records.Text` records, token-id sequences or strings (with
     ``tokenizer``); the latter two become ``Text`` records of source ``custom``."""
     out = []
     for t in texts:
@@ -50,9 +50,20 @@ def as_texts(texts, tokenizer=None) -> list[Text]:
     return out
 
 
-def _groups(n_texts: int, seeds: Sequence[int], share: str | None, group_size: int | None):
+def _groups(
+    n_texts: int, seeds: Sequence[int], share: str | None, group_size: int | None, pairs=None
+):
     """(text index, seed, group id) per row. Sharing groups hold ``group_size`` consecutive texts
-    of one seed (all texts when ``group_size`` is None); without sharing every row is alone."""
+    of one seed (all texts when ``group_size`` is None); without sharing every row is alone.
+    ``pairs``: the rows instead, as (text index, seed); groups of ``group_size`` consecutive
+    pairs (all of them when None), whatever their seeds."""
+    if pairs is not None:
+        pairs = [(int(t), int(s)) for t, s in pairs]
+        bad = [p for p in pairs if not 0 <= p[0] < n_texts]
+        if bad or len(set(pairs)) != len(pairs) or not pairs:
+            raise ValueError(f"pairs must be distinct (text index < {n_texts}, seed), got {pairs}")
+        size = group_size or len(pairs)
+        return [(t, s, k // size if share else -1) for k, (t, s) in enumerate(pairs)]
     rows = []
     for si, seed in enumerate(seeds):
         for ti in range(n_texts):
@@ -79,6 +90,7 @@ def reconstruct(
     force: bool = False,
     progress: bool | Callable[[Progress], None] = True,
     init_from: dict[tuple[int, int], str] | None = None,
+    pairs: Sequence[tuple[int, int]] | None = None,
 ) -> pd.DataFrame:
     """Train (or load from the cache) proto-tokens for every (text, seed); one row per pair.
 
@@ -88,18 +100,22 @@ def reconstruct(
     ``init_from``: ``{(text index, seed): cache_key}`` of stored rows to warm-start from (their
     vectors and optimiser state, :func:`warm_start_of`); the source key is part of the new row's
     key. Used by the progressive capacity search (:mod:`prototokens.studies.capacity`).
+    ``pairs``: train these (text index, seed) rows instead of every text with every seed
+    (``seeds`` is then unused); a shared vector is shared by ``group_size`` consecutive pairs
+    (all when None) across seeds: the paper's locality set, one m for every solution.
     """
     arrangement = get_arrangement(arrangement)
     recipe = get_recipe(recipe)
     items = as_texts(texts, lm.tokenizer)
     store = store if isinstance(store, ResultStore) else ResultStore(store)
     seeds = [int(s) for s in ([seeds] if isinstance(seeds, int) else seeds)]
-    plan = _groups(len(items), seeds, share, group_size)
+    plan = _groups(len(items), seeds, share, group_size, pairs)
 
     fingerprints = [text_fingerprint(it.token_ids) for it in items]
     members: dict[int, list[str]] = {}
-    for t, _, g in plan:  # the texts of each sharing group: part of every member's key
-        members.setdefault(g, []).append(fingerprints[t])
+    for t, s, g in plan:  # the texts (and seeds, across seeds) of each sharing group: in the key
+        member = fingerprints[t] if pairs is None else f"{fingerprints[t]}:{s}"
+        members.setdefault(g, []).append(member)
 
     identity = model_identity(lm)
     init_from = dict(init_from or {})
@@ -119,7 +135,13 @@ def reconstruct(
         )
 
     keys = [key_for(*p) for p in plan]
-    missing = [i for i, k in enumerate(keys) if force or not store.has(k)]
+    # stored rows, by plan index; a damaged entry reads as missing (set aside, recomputed)
+    found: dict[int, dict] = {}
+    if not force:
+        for i, k in enumerate(keys):
+            if (row := store.get(k)) is not None:
+                found[i] = row
+    missing = [i for i in range(len(keys)) if i not in found]
     if missing:
         _run_missing(
             lm,
@@ -134,8 +156,9 @@ def reconstruct(
             batch_size,
             progress,
             init_from,
+            found,
         )
-    return pd.DataFrame.from_records([store.get(k) for k in keys])
+    return pd.DataFrame.from_records([found[i] for i in range(len(keys))])
 
 
 def model_identity(lm) -> dict:
@@ -180,7 +203,10 @@ def _run_missing(
     batch_size,
     progress,
     init_from,
+    found,
 ):
+    """Optimise the rows ``missing`` (plan indices) in batches; each finished row is stored at
+    once and recorded in ``found`` as the store reads it back."""
     cap = theoretical_capacity(lm.d_model, lm.vocab_size)
     needed = sorted({plan[i][0] for i in missing})
     hl = dict(zip(needed, h_lm(lm, [items[t].token_ids for t in needed])))
@@ -211,12 +237,16 @@ def _run_missing(
                     start,
                 )
                 row["cache_key"] = keys[i]
+                # the warm-start source (None: from scratch), so that tables of training cost
+                # can keep from-scratch rows apart from warm-started increments
+                row["init_from"] = init_from.get(plan[i][:2])
+                row["warm_started"] = row["init_from"] is not None
                 tensors = {f"vec.{n}": v for n, v in res.vectors.items()}
                 tensors["loss_curve"] = torch.as_tensor(res.loss_curve)
                 tensors["accuracy_curve"] = torch.as_tensor(res.accuracy_curve)
                 for slot, st in res.opt_state.items():
                     tensors.update({f"opt.{slot}.{k}": v.reshape(-1) for k, v in st.items()})
-                store.put(keys[i], row, tensors)
+                found[i] = store.put(keys[i], row, tensors)
             if bar is not None:
                 bar.update(len(results))
 
@@ -296,7 +326,9 @@ def _row(
 def warm_start_of(store: ResultStore, key: str | None):
     """(vectors, optimiser state) of a stored row for ``optimize(init_vectors=, init_state=)``;
     (None, None) for no key. The vectors are the row's solution (its best), the state the
-    optimiser's moments and step count at its stop."""
+    optimiser's moments and step count at its stop. A source row that is missing raises KeyError,
+    one whose tensors are damaged :class:`~prototokens.engine.store.DamagedEntry` (it is set
+    aside, so rerunning the study that made it recomputes it)."""
     if key is None:
         return None, None
     t = store.tensors(key)
@@ -321,7 +353,9 @@ def _result(tensors: dict[str, torch.Tensor]) -> dict:
 
 def load_result(store: ResultStore, row: dict | pd.Series) -> dict:
     """Vectors (``{"e": (d,), "m": (d,)}``) and curves (``(steps+1,)`` arrays) of a result row
-    (as returned by :func:`reconstruct`); its safetensors file is read once."""
+    (as returned by :func:`reconstruct`); its safetensors file is read once. A damaged file is
+    set aside and raises :class:`~prototokens.engine.store.DamagedEntry` naming it: call
+    :func:`reconstruct` again to recompute the row."""
     return _result(store.tensors(row["cache_key"]))
 
 

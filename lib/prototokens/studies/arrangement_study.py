@@ -5,7 +5,9 @@ texts) and the same seeds at each length and returns the cached rows; ``summariz
 rows into the table (token accuracy mean ± std, exact-match fraction, the fraction of runs whose
 only wrong token is position 0, steps). ``run_tab2_sharing`` trains with e or m shared within
 groups of ``S_g`` texts; ``summarize_tab2`` gives both of the paper's aggregations. Everything is
-computed from rows of :func:`prototokens.engine.experiments.reconstruct`, so a rerun is instant.
+computed from rows of :func:`prototokens.engine.reconstruction.reconstruct`, so a rerun is instant.
+``eq1_variants`` sets Eq. 1 against the caption's reading, ``ce_reduced_fraction`` says how many
+runs lowered their CE, and ``arrangement_metrics`` is the notebook's metrics dict.
 """
 
 from __future__ import annotations
@@ -16,8 +18,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from prototokens.engine.experiments import reconstruct
+from prototokens.engine.metrics import start_token_id
+from prototokens.engine.reconstruction import load_results, reconstruct
 from prototokens.inputs.data.base import prefix
+from prototokens.studies.claims import verdicts
+
+# Eq. 1 and the Table 1 caption's reading, without and with the model's start token
+EQ1_VARIANTS = ("e+m*(N-1)", "e+m*N", "bos+e+m*(N-1)", "bos+e+m*N")
 
 # Paper values (Table 1: Llama-3.2-1B, 50 PG-19 texts; Table 2: 256 texts of 256 tokens),
 # shown beside ours and labelled as the paper's. Table 1's [e][m]xN row is our ``e+m*N`` and
@@ -144,6 +151,93 @@ def tab1_wide(summary: pd.DataFrame, with_paper: bool = True) -> pd.DataFrame:
             text += f" (paper {paper:.2f})"
         cells.setdefault(str(r.arrangement), {})[f"N={int(r.num_tokens)}"] = text
     return pd.DataFrame.from_dict(cells, orient="index").rename_axis("arrangement").reset_index()
+
+
+def eq1_schematics(lm, arrangements: Sequence[str], num_tokens: int = 4) -> list:
+    """Fig. 2-style schematics of the :data:`EQ1_VARIANTS` among ``arrangements``, the model's
+    own start token named in the ``bos+`` ones."""
+    from prototokens.studies.optimization_plots import plot_schematic
+
+    start = lm.tokenizer.convert_ids_to_tokens([start_token_id(lm.tokenizer)])[0]
+    names = [a for a in EQ1_VARIANTS if a in arrangements]
+    return [plot_schematic(a, num_tokens, start_label=start) for a in names]
+
+
+def ce_reduced_fraction(store, rows: pd.DataFrame) -> float:
+    """Fraction of rows whose target CE fell during training (last point of the stored loss
+    curve below the first): a run that learned something, even where it did not converge."""
+    results = load_results(store, rows)
+    curves = [results[k]["loss_curve"] for k in rows["cache_key"]]
+    return float(np.mean([c[-1] < c[0] for c in curves]))
+
+
+def eq1_variants(
+    tab1: pd.DataFrame, rows: pd.DataFrame, min_length: int = 4
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Eq. 1 against the caption, with and without the start token (:data:`EQ1_VARIANTS` present
+    in ``rows``), at the lengths where there is something to fail (>= ``min_length``, or the
+    longest length when all are shorter). Returns ``(per length: exact and position-0-only
+    fractions, pooled summary per variant, the best variant by exact fraction then accuracy)``."""
+    present = set(rows["arrangement"])
+    names = [a for a in EQ1_VARIANTS if a in present]
+    if not names:
+        raise ValueError(f"none of the Eq. 1 variants {EQ1_VARIANTS} is among the rows")
+    shortest = min(min_length, int(rows["num_tokens"].max()))
+    long = tab1[tab1.arrangement.isin(names) & (tab1.num_tokens >= shortest)]
+    per_length = long.pivot(
+        index="arrangement", columns="num_tokens", values=["exact_fraction", "pos0_only_fraction"]
+    )
+    chosen = rows[rows.arrangement.isin(names) & (rows.num_tokens >= shortest)]
+    pooled = summarize_tab1(chosen, by=["arrangement"]).astype({"arrangement": str})
+    variants = pooled.set_index("arrangement").reindex(names)
+    ranked = variants.sort_values(["exact_fraction", "mean_accuracy"], ascending=False)
+    return per_length, variants, str(ranked.index[0])
+
+
+def arrangement_metrics(
+    lm,
+    *,
+    source: str,
+    lengths: Sequence[int],
+    num_texts: int,
+    num_seeds: int,
+    max_steps: int,
+    tab1: pd.DataFrame,
+    variants: pd.DataFrame,
+    best_variant: str,
+    ce_reduced: float,
+    tab2: pd.DataFrame,
+    claims=(),
+) -> dict:
+    """Notebook 04's metrics: Table 1 per arrangement and length, the Eq. 1 variants, Table 2 per
+    shared slot, group size and aggregation, the claims' verdicts."""
+    start = lm.tokenizer.convert_ids_to_tokens([start_token_id(lm.tokenizer)])[0]
+    fractions = ("mean_accuracy", "exact_fraction", "pos0_only_fraction")
+    return {
+        "device": str(lm.device),
+        "model": lm.name,
+        "source": source,
+        "lengths": list(lengths),
+        "num_texts": num_texts,
+        "num_seeds": num_seeds,
+        "max_steps": max_steps,
+        "start_token": start,
+        "tab1": {
+            f"{r.arrangement}@{int(r.num_tokens)}": {k: float(getattr(r, k)) for k in fractions}
+            for r in tab1.itertuples()
+        },
+        "eq1_variants": {
+            a: {k: float(v[k]) for k in ("exact_fraction", "mean_accuracy", "pos0_only_fraction")}
+            for a, v in variants.iterrows()
+        },
+        "best_eq1_variant": best_variant,
+        "tab1_ce_reduced_fraction": ce_reduced,
+        "tab2": {
+            f"{r.share}@{r.group_size}@{r.aggregation}": {"mean_accuracy": float(r.mean_accuracy)}
+            for r in tab2.itertuples()
+        },
+        "claims": verdicts(claims),
+    }
 
 
 def run_tab2_sharing(

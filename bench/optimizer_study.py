@@ -1,0 +1,96 @@
+"""The optimiser study on SmolLM2-135M (CPU, fp32): cost per solved text by method and length.
+
+    python bench/optimizer_study.py                       # N = 16, 32 for every method, then
+                                                          # N = 64 for the best three at N = 32
+    python bench/optimizer_study.py --lengths 16 --texts 2 --seeds 1   # a quick look
+
+Every run is a cached row (``outputs/cache/runs``), so an interrupted study resumes. Writes
+``bench/results/optimizer_study_rows.csv`` (one line per run), ``optimizer_study.csv`` / ``.md``
+(the summary of :func:`prototokens.studies.optimizers.summarize_optimizer_study`), the adoption
+decision in ``optimizer_study.json`` and the figure ``optimizer_study.png``. Logits are computed in
+chunks of 2**26 (one chunk at these sizes: no recomputation of the LM head; same numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import prototokens.engine.forward as forward
+import torch
+from prototokens import load_model, load_texts
+from prototokens.harness.artifacts import markdown_table
+from prototokens.studies import optimizers as study
+
+RESULTS = Path(__file__).parent / "results"
+ROW_COLUMNS = [
+    "method", "num_tokens", "text_id", "seed", "budget", "exact_match", "accuracy", "steps",
+    "steps_to_1", "evals_to_exact", "status", "wall_time_s", "batch_size", "recipe_params",
+]  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lengths", type=int, nargs="+", default=[16, 32])
+    ap.add_argument("--long", type=int, default=64, help="length for the best three (0: none)")
+    ap.add_argument("--texts", type=int, default=6)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--budget", type=int, default=300, help="evaluations per run")
+    ap.add_argument("--methods", nargs="*", default=None)
+    ap.add_argument("--source", default="pg19")
+    args = ap.parse_args()
+    forward.DEFAULT_CHUNK_ELEMENTS = 2**26
+    torch.manual_seed(0)
+    lm = load_model("smollm2-135m", device="cpu")
+    methods = study.study_methods(args.budget, args.methods)
+    seeds = list(range(args.seeds))
+    t0 = time.perf_counter()
+
+    def texts(n):
+        return {n: load_texts(args.source, args.texts, n, lm.tokenizer, 0)}
+
+    def log(msg):
+        print(f"[{time.perf_counter() - t0:7.0f} s] {msg}", flush=True)
+
+    frames = []
+    for n in args.lengths:
+        frames.append(study.run_optimizer_study(lm, texts(n), methods, seeds, log=log))
+        save(frames, args, time.perf_counter() - t0)
+    if args.long:
+        summary = study.summarize_optimizer_study(frames[-1])
+        top = study.best_methods(summary, max(args.lengths), k=3)
+        keep = top
+        log(f"N={args.long} for the best three at N={max(args.lengths)}: {keep}")
+        frames.append(
+            study.run_optimizer_study(lm, texts(args.long), {m: methods[m] for m in keep}, seeds,
+                                      log=log)
+        )  # fmt: skip
+        save(frames, args, time.perf_counter() - t0)
+    log("done")
+
+
+def save(frames, args, wall: float) -> None:
+    import pandas as pd
+
+    rows = pd.concat(frames, ignore_index=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows[ROW_COLUMNS].to_csv(RESULTS / "optimizer_study_rows.csv", index=False)
+    summary = study.summarize_optimizer_study(rows)
+    summary.to_csv(RESULTS / "optimizer_study.csv", index=False)
+    (RESULTS / "optimizer_study.md").write_text(markdown_table(summary, floatfmt=".3g"))
+    decision = study.adoption(summary)
+    meta = {
+        "model": "smollm2-135m", "device": "cpu", "dtype": "float32",
+        "threads": torch.get_num_threads(), "source": args.source, "texts": args.texts,
+        "seeds": args.seeds, "budget": args.budget, "wall_s": round(wall, 1),
+        "decision": decision,
+    }  # fmt: skip
+    (RESULTS / "optimizer_study.json").write_text(json.dumps(meta, indent=2))
+    fig = study.plot_optimizer_study(rows, "SmolLM2-135M, CPU fp32: success against evaluations")
+    fig.savefig(RESULTS / "optimizer_study.png", dpi=110, bbox_inches="tight")
+
+
+if __name__ == "__main__":
+    main()
