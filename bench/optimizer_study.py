@@ -4,6 +4,9 @@
                                                           # N = 64 for the best three at N = 32
     python bench/optimizer_study.py --lengths 16 --texts 2 --seeds 1   # a quick look
 
+Each length after the first runs its methods cheapest-first by the previous length's cost per
+solved text, so a study stopped part-way has measured the most promising ones.
+
 Every run is a cached row (``outputs/cache/runs``), so an interrupted study resumes. Writes
 ``bench/results/optimizer_study_rows.csv`` (one line per run), ``optimizer_study.csv`` / ``.md``
 (the summary of :func:`prototokens.studies.optimizers.summarize_optimizer_study`), the adoption
@@ -18,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+import pandas as pd
 import prototokens.engine.forward as forward
 import torch
 from prototokens import load_model, load_texts
@@ -49,31 +53,34 @@ def main() -> None:
     t0 = time.perf_counter()
 
     def texts(n):
-        return {n: load_texts(args.source, args.texts, n, lm.tokenizer, 0)}
+        return {n: load_texts(args.source, args.texts, n, lm.tokenizer, seed=0)}
 
     def log(msg):
         print(f"[{time.perf_counter() - t0:7.0f} s] {msg}", flush=True)
 
     frames = []
-    for n in args.lengths:
-        frames.append(study.run_optimizer_study(lm, texts(n), methods, seeds, log=log))
-        save(frames, args, time.perf_counter() - t0)
+
+    def ranked(n):  # methods cheapest-first by their cost per solved text at length n
+        summary = study.summarize_optimizer_study(pd.concat(frames, ignore_index=True))
+        order = study.best_methods(summary, n, k=len(methods))
+        return order + [m for m in methods if m not in order]
+
+    def run(n, names):  # one method at a time, saved after each: a stopped study keeps its rows
+        for name in names:
+            frames.append(study.run_optimizer_study(lm, texts(n), {name: methods[name]}, seeds,
+                                                    log=log))  # fmt: skip
+            save(frames, args, time.perf_counter() - t0)
+
+    for i, n in enumerate(args.lengths):
+        run(n, ranked(args.lengths[i - 1]) if i else list(methods))
     if args.long:
-        summary = study.summarize_optimizer_study(frames[-1])
-        top = study.best_methods(summary, max(args.lengths), k=3)
-        keep = top
-        log(f"N={args.long} for the best three at N={max(args.lengths)}: {keep}")
-        frames.append(
-            study.run_optimizer_study(lm, texts(args.long), {m: methods[m] for m in keep}, seeds,
-                                      log=log)
-        )  # fmt: skip
-        save(frames, args, time.perf_counter() - t0)
+        top = ranked(max(args.lengths))[:3]
+        log(f"N={args.long} for the best three at N={max(args.lengths)}: {top}")
+        run(args.long, top)
     log("done")
 
 
 def save(frames, args, wall: float) -> None:
-    import pandas as pd
-
     rows = pd.concat(frames, ignore_index=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows[ROW_COLUMNS].to_csv(RESULTS / "optimizer_study_rows.csv", index=False)

@@ -56,17 +56,6 @@ def _plot_curves(tmp):
     }
 
 
-def _steps_by_recipe():
-    rng = _rng()
-    paper = rng.integers(20, 90, 8).astype(float).tolist()
-    fast = rng.integers(5, 40, 8).astype(float).tolist() + [None, None]
-    return {"paper": paper, "fast": fast}
-
-
-def _plot_steps_distribution(tmp):
-    return {"two recipes": ((_steps_by_recipe(), 90), {"title": "pg19, N=16"})}
-
-
 def _opt_curves(tmp):
     from prototokens.engine.store import ResultStore
 
@@ -85,14 +74,6 @@ def _opt_curves(tmp):
         store.put(key, {"cache_key": key}, tensors)
         rows.append({"cache_key": key, "text_id": f"pg19-{i // 2:04d}", "seed": i % 2})
     return {"4 rows, 2 seeds": ((store, pd.DataFrame(rows)), {"title": "fast recipe, N=16"})}
-
-
-def _recipe_steps(tmp):
-    steps = _steps_by_recipe()
-    runs = pd.DataFrame(
-        [{"recipe": r, "steps_to_1": s} for r, values in steps.items() for s in values]
-    )
-    return {"two recipes": ((runs, 90), {"title": "4 texts x 2 seeds"})}
 
 
 # --- 03: capacity -----------------------------------------------------------------------------
@@ -385,9 +366,7 @@ def _optimizer_study(tmp):
 SAMPLES = {
     "prototokens.studies.optimization_plots.plot_schematic": _schematic,
     "prototokens.studies.optimization_plots.plot_curves": _plot_curves,
-    "prototokens.studies.optimization_plots.plot_steps_distribution": _plot_steps_distribution,
     "prototokens.studies.optimization.plot_opt_curves": _opt_curves,
-    "prototokens.studies.optimization.plot_recipe_steps": _recipe_steps,
     "prototokens.studies.capacity_plots.plot_fig1": _fig1,
     "prototokens.studies.capacity_plots.plot_fig3": _fig3,
     "prototokens.studies.capacity_plots.plot_accuracy_vs_length": _accuracy_vs_length,

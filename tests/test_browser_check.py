@@ -94,7 +94,8 @@ def test_default_error_pattern_catches_printed_exceptions_only():
 
 def test_prepare_copy_injects_parameters_and_unskips_explore(tmp_path):
     before = NB02.read_bytes()
-    copy = prepare_copy(NB02, tmp_path, {"num_texts": 1, "recipes": "paper", "interactive": False})
+    params = {"num_texts": 1, "study_methods": "paper", "interactive": False}
+    copy = prepare_copy(NB02, tmp_path, params)
     assert NB02.read_bytes() == before, "the committed notebook must not change"
     assert copy == tmp_path / NB02.name
     cells = json.loads(copy.read_text())["cells"]
@@ -103,7 +104,7 @@ def test_prepare_copy_injects_parameters_and_unskips_explore(tmp_path):
     injected = cells[at + 1]
     assert INJECTED_TAG in tags[at + 1]
     src = injected["source"]
-    assert "num_texts = 1\n" in src and "recipes = 'paper'\n" in src
+    assert "num_texts = 1\n" in src and "study_methods = 'paper'\n" in src
     assert src.rstrip().endswith("interactive = True"), "interactive=True wins over the params"
     compile(src, "injected", "exec")
     assert not any("skip-execution" in t for t in tags)

@@ -103,15 +103,15 @@ def test_throughput_metrics_hold_no_nan_when_a_ratio_is_missing():
     tab4, note = throughput_study.tab4_or_note(pd.DataFrame())
     assert "run 03_metrics and 05 first" in note and tab4.rows.sum() == 0
     m = finite_json(throughput_study.throughput_metrics(df, sp, tab4, "cpu"))
-    assert m["mean_speedup_vs_generate_b1"] == 500 and m["paper_279x_holds_vs_generate"]
-    assert not m["paper_279x_holds_vs_strong"] and m["random_init_models"] == ["b"]
+    assert m["mean_speedup_vs_generate_b1"] == 500 and m["mean_speedup_vs_strong_b1"] == 100
+    assert m["random_init_models"] == ["b"] and m["claims"] == {}  # verdicts: the ledger's only
     assert m["device"] == "cpu, fp32" and m["n_measurements"] == 5 and m["n_errors"] == 0
     nothing = speedups(speed_rows((np.nan, np.nan)))
     assert all(np.isnan(throughput_study.headline_speedups(nothing)))
     none = finite_json(throughput_study.throughput_metrics(speed_rows((np.nan, np.nan)),
                                                            nothing, tab4, "cpu"))  # fmt: skip
     assert none["mean_speedup_vs_generate_b1"] is None
-    assert none["paper_279x_holds_vs_generate"] is False
+    assert none["mean_speedup_vs_strong_b1"] is None
     assert throughput_study.measurement_errors(df).empty
 
 
@@ -163,11 +163,12 @@ def test_family_metrics():
     ]
     table = pd.DataFrame(
         dict(model=["a", "b"], status=["ok", "skipped"], source=["s", None],
-             setting=["per-text", None], capacity_best=[8, None], device=["cpu", None])
+             arrangement=["e+m*(N-1)", None], setting=["per-text", None],
+             capacity_best=[8, None], device=["cpu", None])
     )  # fmt: skip
     m = finite_json(families.family_metrics(["a", "b"], runs, table, [SPEC.judge(False, "", "")]))
     assert m["loaded"] == ["a"] and m["skipped"] == {"b": "no such model"}
-    assert m["capacity_best"] == {"a | s | per-text": 8} and m["device"] == ["cpu"]
+    assert m["capacity_best"] == {"a | e+m*(N-1) | s | per-text": 8} and m["device"] == ["cpu"]
     assert m["claims"] == {"0x.test": "does not hold"}
 
 
@@ -193,14 +194,15 @@ def test_optimization_metrics(tiny_llama):
 
     batch = pd.DataFrame(dict(accuracy=[1.0, 0.5], converged=[True, False], steps=[3, 9],
                               exact_match=[True, False], num_tokens=[4, 4]))  # fmt: skip
-    summary = pd.DataFrame(
-        dict(recipe=["fast", "paper"], converged_fraction=[1.0, 0.5],
-             mean_steps_budgeted=[3.0, 9.0], mean_accuracy=[1.0, 0.75])
+    study = pd.DataFrame(
+        dict(method=["fast", "paper"], N=[4, 4], success=[1.0, 0.5], evals_median=[3.0, 9.0],
+             cost_per_solved=[3.0, float("inf")])
     )  # fmt: skip
     m = optimization.optimization_metrics(
         tiny_llama, arrangement="e+m*N", num_tokens=4, source="s", single=batch.iloc[:1],
-        batch=batch, summary=summary, claims=[SPEC.judge(True, "", "")],
+        batch=batch, study=study, claims=[SPEC.judge(True, "", "")],
     )  # fmt: skip
-    assert m["batch"]["num_exact"] == 1 and m["winner"] == "fast"
+    assert m["batch"]["num_exact"] == 1 and m["cheapest"] == "fast"
     assert m["claims"] == {"0x.test": "holds"}
-    assert m["single"]["accuracy"] == 1.0 and set(m["recipes"]) == {"fast", "paper"}
+    assert m["single"]["accuracy"] == 1.0 and set(m["optimizers"]) == {"fast | N=4", "paper | N=4"}
+    assert m["optimizers"]["paper | N=4"]["cost_per_solved"] is None  # inf: not finite

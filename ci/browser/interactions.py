@@ -22,7 +22,7 @@ from ci.browser.actions import (
 INTERACTIONS: dict[str, Explore] = {
     # The reconstruction explorer (prototokens.harness.explore.reconstruction_explorer).
     "02_optimization": Explore(
-        params={"recipes": ["paper"]},  # one recipe in the batch cells: Run All in fewer seconds
+        params={"study_methods": ["paper"]},  # one study method: Run All in fewer seconds
         steps=(
             ExpectWidget("Train"),
             Set("tokens", 3),  # slider; 3 < the smoke num_tokens (4): proves it reached Python

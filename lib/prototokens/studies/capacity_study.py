@@ -19,6 +19,7 @@ from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
+from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
 from prototokens.studies import families
 from prototokens.studies.capacity import capacity_per_text, run_capacity
 from prototokens.studies.capacity_tables import search_comparison
@@ -50,9 +51,12 @@ def run_capacity_study(
     ar_num_texts: int = 3,
     ar_arrangements: Sequence[str] = ("ar-1", "ar-2"),
     bisect: bool = False,
+    arrangement: str = DEFAULT_ARRANGEMENT,
     **search,
 ) -> pd.DataFrame:
-    """One model: the grid search with m per text and with m shared (``bisect`` on the first),
+    """One model: the grid search with m per text and with m shared (``bisect`` on the first)
+    under ``arrangement`` (a paper model gets the paper's plain Eq. 1 from
+    :func:`run_capacity_models`),
     then every ``ar_arrangements`` search on the first ``ar_num_texts`` texts of each of
     ``ar_sources`` that is present. Rows of all searches in that order (the ``arrangement``
     column tells them apart); ``search`` goes to :func:`run_capacity` (recipe, seeds,
@@ -60,8 +64,9 @@ def run_capacity_study(
     if not ar_arrangements:
         raise ValueError("ar_arrangements is empty: Fig. 3 needs at least one ar-K arrangement")
     rows = run_capacity(
-        lm, texts_by_source, settings=(None, "m"), mode="grid", bisect=bisect, **search
-    )
+        lm, texts_by_source, settings=(None, "m"), mode="grid", bisect=bisect,
+        arrangement=arrangement, **search,
+    )  # fmt: skip
     ar_texts = {s: texts_by_source[s][:ar_num_texts] for s in ar_sources if s in texts_by_source}
     ar_rows = [
         run_capacity(lm, ar_texts, settings=(None,), arrangement=a, **search)
@@ -83,8 +88,11 @@ def run_capacity_models(
     loaded one at a time and released (a model that cannot load is printed and skipped).
     ``texts_for(lm)`` gives each model its texts (:func:`families.texts_for_sources`). Returns
     ``(attempts, ar_attempts)``: the one-pass rows and the autoregressive rows of every model."""
-    def study_one(model, texts):
-        return run_capacity_study(model, texts, ar_arrangements=ar_arrangements, **study)
+    def study_one(model, texts):  # the model's primary arrangement (paper models: Eq. 1)
+        arrangement = families.model_arrangements(model.name)[0]
+        return run_capacity_study(
+            model, texts, ar_arrangements=ar_arrangements, arrangement=arrangement, **study
+        )
 
     frames = [study_one(lm, texts_for(lm))]
     if other_models:

@@ -308,14 +308,15 @@ def plot_capacity_vs_model_size(table: pd.DataFrame, setting: str = "per-text", 
 def family_metrics(models: Sequence[str], runs: Sequence[ModelRun], table: pd.DataFrame,
                    claims=()) -> dict:  # fmt: skip
     """Notebook 05's metrics: which models loaded or were skipped (and why), the best capacity
-    per model x source x setting, the devices, the claims' verdicts."""
+    per model x arrangement x source x setting, the devices, the claims' verdicts."""
     ok = table[table.status == "ok"]
     return {
         "models": list(models),
         "loaded": sorted(set(ok.model)),
         "skipped": {r.spec: r.reason for r in runs if r.status != "ok"},
-        "capacity_best": {
-            f"{r.model} | {r.source} | {r.setting}": int(r.capacity_best) for r in ok.itertuples()
+        "capacity_best": {  # the arrangement is part of the key: a paper model runs two
+            f"{r.model} | {r.arrangement} | {r.source} | {r.setting}": int(r.capacity_best)
+            for r in ok.itertuples()
         },
         "claims": verdicts(claims),
         "device": sorted(set(ok.device)),

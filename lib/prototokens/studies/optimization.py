@@ -1,5 +1,6 @@
 """Notebook 02 (the method end to end): the arrangements table, the result columns shown, the
-loss/accuracy curves of a set of rows, the recipe comparison and its figure.
+loss/accuracy curves of a set of rows, the notebook's metrics (the optimiser study of its section
+3.3 lives in :mod:`prototokens.studies.optimizers`).
 
 ``run_*`` return DataFrames computed through the cached :func:`reconstruct`; ``plot_*`` return
 matplotlib Figures from rows; nothing here saves a file (the notebook's session does).
@@ -7,17 +8,14 @@ matplotlib Figures from rows; nothing here saves a file (the notebook's session 
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import pandas as pd
 
-from prototokens.engine.arrangements import ARRANGEMENTS, DEFAULT_ARRANGEMENT
-from prototokens.engine.recipe import Recipe, get_recipe
-from prototokens.engine.reconstruction import load_result, reconstruct
+from prototokens.engine.arrangements import ARRANGEMENTS
+from prototokens.engine.reconstruction import load_result
 from prototokens.engine.store import ResultStore
 from prototokens.studies.claims import verdicts
-from prototokens.studies.optimization_plots import plot_curves, plot_steps_distribution
-from prototokens.studies.summaries import rank_recipes, summarise_recipes, winner
+from prototokens.studies.optimization_plots import plot_curves
+from prototokens.studies.summaries import finite
 
 # The columns of a result row that 02's tables show (tab_opt_single, tab_opt_batch).
 RESULT_COLUMNS = [
@@ -77,54 +75,13 @@ def plot_opt_curves(store: ResultStore, rows: pd.DataFrame, title: str = ""):
     return plot_curves(curves(store, rows), title=title)
 
 
-def run_recipe_comparison(
-    lm,
-    texts,
-    recipes: Sequence[str | Recipe],
-    seeds: Sequence[int],
-    *,
-    max_steps: int,
-    store: ResultStore,
-    arrangement: str = DEFAULT_ARRANGEMENT,
-    batch_size: int = 16,
-) -> pd.DataFrame:
-    """Rows of every recipe (each capped at ``max_steps``) on the same texts and seeds."""
-    if not recipes:
-        raise ValueError("run_recipe_comparison needs at least one recipe")
-    frames = [
-        reconstruct(
-            lm,
-            texts,
-            arrangement=arrangement,
-            recipe=get_recipe(r).with_(max_steps=max_steps),
-            seeds=list(seeds),
-            store=store,
-            batch_size=batch_size,
-        )
-        for r in recipes
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def run_recipe_summary(runs: pd.DataFrame, max_steps: int) -> pd.DataFrame:
-    """tab_opt_recipes: :func:`~prototokens.studies.summaries.summarise_recipes` per recipe and
-    source label, best recipe first."""
-    return rank_recipes(summarise_recipes(runs, max_steps))
-
-
-def plot_recipe_steps(runs: pd.DataFrame, max_steps: int, title: str = ""):
-    """fig_opt_recipes: the distribution of steps to accuracy 1.0 per recipe."""
-    steps = {name: g.steps_to_1.tolist() for name, g in runs.groupby("recipe", sort=False)}
-    return plot_steps_distribution(steps, max_steps, title=title)
-
-
 def optimization_metrics(
     lm, *, arrangement: str, num_tokens: int, source: str, single: pd.DataFrame,
-    batch: pd.DataFrame, summary: pd.DataFrame, claims=(),
+    batch: pd.DataFrame, study: pd.DataFrame, claims=(),
 ) -> dict:  # fmt: skip
     """Notebook 02's metrics: the single text, the batch (accuracy, converged and exact counts),
-    the recipe comparison (``summary`` of :func:`run_recipe_summary`, best recipe first) and the
-    claims' verdicts."""
+    the optimiser study (``study``: :func:`~prototokens.studies.optimizers.
+    summarize_optimizer_study`, cheapest first) and the claims' verdicts."""
     row = single.iloc[0]
     return {
         "device": str(lm.device),
@@ -140,14 +97,14 @@ def optimization_metrics(
             "num_exact": int(batch.exact_match.sum()),
             "num_texts": len(batch),
         },
-        "recipes": {
-            r.recipe: {
-                "converged_fraction": r.converged_fraction,
-                "mean_steps_budgeted": r.mean_steps_budgeted,
-                "mean_accuracy": r.mean_accuracy,
+        "optimizers": {
+            f"{r.method} | N={r.N}": {
+                "success": r.success,
+                "evals_median": finite(r.evals_median),
+                "cost_per_solved": finite(r.cost_per_solved),
             }
-            for r in summary.itertuples()
+            for r in study.itertuples()
         },
-        "winner": winner(summary).recipe,
+        "cheapest": study.iloc[0]["method"] if len(study) else None,
         "claims": verdicts(claims),
     }

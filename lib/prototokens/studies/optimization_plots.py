@@ -159,39 +159,3 @@ def reconstruction_table(tokenizer, predicted_ids: Sequence[int], target_ids: Se
             "correct": [int(p) == int(t) for p, t in zip(predicted_ids, target_ids)],
         }
     )
-
-
-def plot_steps_distribution(
-    steps_by_label: Mapping[str, Sequence[float]], max_steps: int, title: str = ""
-):
-    """Distribution of steps to accuracy 1.0 per recipe; runs that never converged sit at max_steps
-    (drawn hollow) so a recipe cannot look fast by failing."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    labels = list(steps_by_label)
-    for i, label in enumerate(labels):
-        vals = np.asarray([np.nan if v is None else v for v in steps_by_label[label]], dtype=float)
-        ok = ~np.isnan(vals)
-        jitter = (np.random.default_rng(i).random(len(vals)) - 0.5) * 0.25
-        ax.scatter(
-            vals[ok],
-            i + jitter[ok],
-            s=22,
-            color=f"C{i}",
-            label=f"{label}: {ok.sum()}/{len(vals)} converged",
-        )
-        ax.scatter(
-            np.full((~ok).sum(), max_steps),
-            i + jitter[~ok],
-            s=22,
-            facecolors="none",
-            edgecolors=f"C{i}",
-        )
-        if ok.any():
-            ax.plot([np.median(vals[ok])] * 2, [i - 0.3, i + 0.3], color="k", lw=2)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("steps to accuracy 1.0 (hollow: not converged within the budget; bar: median)")
-    ax.set_xlim(0, max_steps * 1.04)
-    ax.legend(fontsize=7, loc="upper right")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig

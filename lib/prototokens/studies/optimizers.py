@@ -25,7 +25,9 @@ between seeds (the larger of the two methods' seed-to-seed ranges).
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -33,8 +35,11 @@ import pandas as pd
 
 from prototokens.engine.recipe import PAPER, Recipe
 from prototokens.engine.reconstruction import reconstruct
+from prototokens.paths import repo_root
 
 WARMUP_FRACTION = 0.1  # warm-up steps of the warm-up/cosine methods, as a share of the budget
+# the full study's summary, written by bench/optimizer_study.py (its run record: the .json beside)
+COMMITTED_STUDY = repo_root() / "bench" / "results" / "optimizer_study.csv"
 
 
 def study_methods(budget: int, names: Sequence[str] | None = None) -> dict[str, Recipe]:
@@ -262,3 +267,41 @@ def plot_optimizer_study(rows: pd.DataFrame, title: str = ""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def committed_study(path: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
+    """The full study as committed by ``bench/optimizer_study.py`` (its summary table and its
+    run record with the adoption decision), to show beside a notebook's own smaller study.
+    Missing files give an empty table and ``{}``."""
+    path = Path(path) if path is not None else COMMITTED_STUDY
+    meta_path = path.with_suffix(".json")
+    table = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return table, meta
+
+
+def study_note(summary: pd.DataFrame, committed: pd.DataFrame, meta: dict) -> str:
+    """Two lines for a notebook: this run's cheapest method against the paper's recipe, and the
+    committed study's size and adoption decision."""
+    lines = []
+    for n_tokens, at in summary.groupby("N"):
+        best = at.iloc[0]  # summarize_optimizer_study sorts by cost per solved text
+        paper = at[at["method"] == "paper"]
+        ref = (f"; paper: {paper.iloc[0]['success']:.0%} solved, "
+               f"{paper.iloc[0]['cost_per_solved']:.3g} evaluations per solved text"
+               if len(paper) else "")  # fmt: skip
+        lines.append(
+            f"This run, N={n_tokens}: cheapest {best['method']} ({best['success']:.0%} solved, "
+            f"{best['cost_per_solved']:.3g} evaluations per solved text){ref}."
+        )
+    if committed.empty:
+        lines.append("No committed study found (run bench/optimizer_study.py).")
+    else:
+        decision = meta.get("decision", {})
+        lines.append(
+            f"Committed study ({meta.get('texts', '?')} texts x {meta.get('seeds', '?')} seeds, "
+            f"lengths {sorted(committed['N'].unique().tolist())}, budget {meta.get('budget', '?')}"
+            f" evaluations, {meta.get('device', '?')} {meta.get('dtype', '')}): "
+            f"adopt {decision.get('adopt')!r}: {decision.get('why', 'no decision recorded')}."
+        )
+    return "\n".join(lines)
