@@ -1,15 +1,10 @@
-"""The run report: one HTML page over everything a ``make reproduce`` produced.
+"""The run report: ``outputs/report/index.html`` over everything a ``make reproduce`` produced.
 
-``build_report`` renders each executed notebook (``outputs/notebooks/NN_*.ipynb``) to HTML with
-nbconvert and writes ``outputs/report/index.html``. It opens on the claims ledger (every
-notebook's claims with rule, n and verdict, linked to the notebook; :mod:`.ledger`), then the
-paper's Tables 1-4 and Figs 1-7 in the paper's order, ours beside the committed reference run's
-(``outputs/reference/h200``), then the run table, other figures and tables and key metrics.
-Numbers at 3 significant digits with the unit their name implies (``_s``, ``tok_s``, ``_nats``,
-``_bits``). Links are relative and point at files that exist (the folder can be zipped).
-
-Called by :func:`prototokens.harness.runner.run_all` after a run, by ``make report`` and by
-``python -m prototokens.harness.report [OUTPUT_DIR]``.
+It opens on the claims ledger (:mod:`.ledger`), then the paper's Tables 1-4 and Figs 1-7 in the
+paper's order beside the committed reference's (``outputs/reference/h200``), then the run table,
+other artefacts and key metrics; numbers at 3 significant digits with the unit their name implies;
+relative links only (the folder can be zipped); executed notebooks rendered by nbconvert. Called by
+``runner.run_all``, ``make report`` and ``python -m prototokens.harness.report [OUTPUT_DIR]``.
 """
 
 from __future__ import annotations
