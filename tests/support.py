@@ -147,3 +147,19 @@ def reset_hub_reachability() -> None:
     from prototokens.inputs.data import hub
 
     hub._REACHABLE.clear()
+
+
+def count_optimize(monkeypatch) -> list[int]:
+    """Count the ``optimize`` calls ``reconstruct`` makes (rows per call), so a test can tell a
+    cached row from a recomputed one."""
+    from prototokens.engine import reconstruction
+
+    calls: list[int] = []
+    real = reconstruction.optimize
+
+    def counting(lm, token_ids, **kw):
+        calls.append(len(token_ids))
+        return real(lm, token_ids, **kw)
+
+    monkeypatch.setattr(reconstruction, "optimize", counting)
+    return calls

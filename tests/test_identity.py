@@ -6,28 +6,16 @@ from __future__ import annotations
 import pytest
 import torch
 from prototokens import identity
-from prototokens.engine import reconstruction, train
+from prototokens.engine import train
 from prototokens.engine.recipe import Recipe
 from prototokens.engine.reconstruction import model_identity, reconstruct
 from prototokens.engine.store import ResultStore, cache_key
 from prototokens.inputs.data import base, generated, pools
 from prototokens.inputs.models import load_model, wrap_model
-from support import tiny_model, tiny_tokenizer
+from support import count_optimize, tiny_model, tiny_tokenizer
 
 RECIPE = Recipe(name="test", lr=0.1, max_steps=3)
 TEXT = ["The quick brown fox jumps over"]
-
-
-def _count_optimize(monkeypatch):
-    calls = []
-    real = reconstruction.optimize
-
-    def counting(lm, token_ids, **kw):
-        calls.append(len(token_ids))
-        return real(lm, token_ids, **kw)
-
-    monkeypatch.setattr(reconstruction, "optimize", counting)
-    return calls
 
 
 def test_one_definition_per_helper():
@@ -66,7 +54,7 @@ def test_model_fingerprint_tells_models_apart():
 def test_two_unnamed_models_do_not_share_rows(tmp_path, monkeypatch):
     """The issue's reproduction: two in-memory models under the default name, one store."""
     store = ResultStore(tmp_path)
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     a = wrap_model(tiny_model(seed=0), tiny_tokenizer())
     b = wrap_model(tiny_model(seed=1), tiny_tokenizer())
     assert a.name != b.name and a.name.startswith("custom-")
@@ -86,7 +74,7 @@ def test_two_unnamed_models_do_not_share_rows(tmp_path, monkeypatch):
 
 def test_precision_is_part_of_the_key(tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     f32 = wrap_model(tiny_model(seed=0), tiny_tokenizer(), name="tiny")
     b16 = wrap_model(tiny_model(seed=0, dtype=torch.bfloat16), tiny_tokenizer(), name="tiny")
     assert model_identity(f32)["dtype"] == "float32" and model_identity(b16)["dtype"] == "bfloat16"
@@ -113,7 +101,7 @@ def test_reloading_the_same_spec_hits_the_cache(tmp_path, monkeypatch):
     tiny_model(seed=3).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     store = ResultStore(tmp_path / "store")
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     first = load_model(str(path), device="cpu")
     r1 = reconstruct(first, TEXT, recipe=RECIPE, store=store, progress=False).iloc[0]
     second = load_model(str(path), device="cpu")

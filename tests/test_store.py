@@ -12,6 +12,7 @@ from prototokens.engine import decoding, reconstruction
 from prototokens.engine.recipe import Recipe
 from prototokens.engine.reconstruction import load_result, reconstruct
 from prototokens.engine.store import ResultStore, cache_key
+from support import count_optimize
 
 TEXTS = [
     "The quick brown fox jumps over",
@@ -20,18 +21,6 @@ TEXTS = [
     "It was the best of times",
 ]
 RECIPE = Recipe(name="test", lr=0.1, max_steps=12)
-
-
-def _count_optimize(monkeypatch):
-    calls = []
-    real = reconstruction.optimize
-
-    def counting(lm, token_ids, **kw):
-        calls.append(len(token_ids))
-        return real(lm, token_ids, **kw)
-
-    monkeypatch.setattr(reconstruction, "optimize", counting)
-    return calls
 
 
 def test_rows_have_metrics_and_tensors(tiny_llama, tmp_path):
@@ -69,7 +58,7 @@ def test_rows_have_metrics_and_tensors(tiny_llama, tmp_path):
 
 def test_second_call_is_a_cache_hit(tiny_llama, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     a = reconstruct(
         tiny_llama, TEXTS, recipe=RECIPE, seeds=[0], store=store, progress=False, batch_size=2
     )
@@ -107,7 +96,7 @@ def test_interrupted_run_keeps_finished_rows_and_resumes(tiny_llama, tmp_path, m
     assert 1 <= kept < 6, "some but not all rows were stored before the interrupt"
     assert not list(tmp_path.rglob("*.tmp")), "no half-written files"
     monkeypatch.setattr(reconstruction, "optimize", real)
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     df = reconstruct(
         tiny_llama, ["a", "b", *TEXTS], recipe=recipe, seeds=[0], store=store, progress=False
     )
@@ -202,7 +191,7 @@ def test_pairs_share_one_group_across_seeds():
 
 def test_force_recomputes_and_overwrites(tiny_llama, tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     a = reconstruct(tiny_llama, TEXTS[:2], recipe=RECIPE, store=store, progress=False)
     stamp = {k: store._row_path(k).stat().st_mtime_ns for k in a.cache_key}
     b = reconstruct(tiny_llama, TEXTS[:2], recipe=RECIPE, store=store, progress=False, force=True)

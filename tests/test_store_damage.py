@@ -19,12 +19,12 @@ import pandas as pd
 import prototokens.files as files
 import pytest
 import torch
-from prototokens.engine import reconstruction, store_check
+from prototokens.engine import store_check
 from prototokens.engine.recipe import Recipe
 from prototokens.engine.reconstruction import load_results, reconstruct
 from prototokens.engine.store import DamagedEntry, ResultStore, StoreWriteError, cache_key, main
 from prototokens.inputs.models import wrap_model
-from support import tiny_model, tiny_tokenizer
+from support import count_optimize, tiny_model, tiny_tokenizer
 
 TEXTS = ["The quick brown fox", "To be, or not", "Call me Ishmael.", "It was the best"]
 RECIPE = Recipe(name="test", lr=0.1, max_steps=8)
@@ -34,18 +34,6 @@ TIMING = ["wall_time_s"]  # the only column a recomputation may change
 def _run(lm, store, texts=TEXTS[:3]):
     # batch_size=1: a recomputed row sees the same batch as in the clean run (bitwise equal)
     return reconstruct(lm, texts, recipe=RECIPE, store=store, progress=False, batch_size=1)
-
-
-def _count_optimize(monkeypatch):
-    calls = []
-    real = reconstruction.optimize
-
-    def counting(lm, token_ids, **kw):
-        calls.append(len(token_ids))
-        return real(lm, token_ids, **kw)
-
-    monkeypatch.setattr(reconstruction, "optimize", counting)
-    return calls
 
 
 def _cut(path: Path, keep: float = 0.5) -> None:
@@ -102,7 +90,7 @@ def test_damaged_entry_is_set_aside_and_recomputed(kind, tiny_llama, tmp_path, m
     key, other = clean.cache_key[1], clean.cache_key[0]
     damaged = _damage(kind, store, key, other)
     damaged_bytes = damaged.read_bytes()
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="prototokens.store"):
         rerun = _run(tiny_llama, store)
     assert sum(calls) == 1, "only the damaged row is recomputed"
@@ -142,7 +130,7 @@ def test_damaged_tensors_after_the_run_name_the_file(tiny_llama, tmp_path, monke
     with pytest.raises(DamagedEntry, match=str(path)):
         load_results(store, df)
     assert (store.quarantine / "tensors" / path.name).exists() and not path.exists()
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     again = _run(tiny_llama, store, TEXTS[:2])
     assert sum(calls) == 1 and len(load_results(store, again)) == 2
 
@@ -186,7 +174,7 @@ def test_failed_write_leaves_nothing_half_done(fail_at, tiny_llama, tmp_path, mo
     assert len(list(store.root.rglob("*.safetensors"))) == 1
     assert len(store.rows()) == 1 and store.verify() == (1, [])
     monkeypatch.setattr(files, "write_synced", real)
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     assert len(_run(tiny_llama, store)) == 3 and sum(calls) == 2
 
 
@@ -242,7 +230,7 @@ def test_two_processes_share_a_store(tiny_llama, tmp_path, monkeypatch):
         assert p.exitcode == 0
     store = ResultStore(root)
     assert store.verify() == (4, []) and not store.quarantine.exists()
-    calls = _count_optimize(monkeypatch)
+    calls = count_optimize(monkeypatch)
     df = _run(tiny_llama, store, TEXTS)
     assert sum(calls) == 0, "a rerun computes nothing"
     assert set(df.cache_key) == set(keys[0]) | set(keys[1])

@@ -22,6 +22,7 @@ from prototokens.engine.metrics import (
     start_token,
     theoretical_capacity,
 )
+from prototokens.engine.progress import ProgressLog
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.engine.store import ResultStore, cache_key, engine_version
 from prototokens.engine.train import Progress, RowResult, optimize
@@ -88,7 +89,7 @@ def reconstruct(
     store: ResultStore | str | None = None,
     batch_size: int = 16,
     force: bool = False,
-    progress: bool | Callable[[Progress], None] = True,
+    progress: bool | str | Callable[[Progress], None] = True,
     init_from: dict[tuple[int, int], str] | None = None,
     pairs: Sequence[tuple[int, int]] | None = None,
 ) -> pd.DataFrame:
@@ -103,6 +104,9 @@ def reconstruct(
     ``pairs``: train these (text index, seed) rows instead of every text with every seed
     (``seeds`` is then unused); a shared vector is shared by ``group_size`` consecutive pairs
     (all when None) across seeds: the paper's locality set, one m for every solution.
+    ``progress``: True, a tqdm bar and the lines of :mod:`prototokens.engine.progress` (a batch
+    log's view); ``"log"``, the lines only; a callable, called with each
+    :class:`~prototokens.engine.train.Progress`; False, nothing.
     """
     arrangement = get_arrangement(arrangement)
     recipe = get_recipe(recipe)
@@ -211,12 +215,19 @@ def _run_missing(
     needed = sorted({plan[i][0] for i in missing})
     hl = dict(zip(needed, h_lm(lm, [items[t].token_ids for t in needed])))
     start = start_token(lm.tokenizer)  # (id, string) that conditioned t_1 in H_LM
-    bar = None
+    bar = log = None
+    batches = _batches(missing, plan, batch_size)
+    what = f"{arrangement.name} {recipe.name}"
     if progress is True:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(missing), desc=f"{arrangement.name} {recipe.name}", unit="text")
-    for batch in _batches(missing, plan, batch_size):
+        bar = tqdm(total=len(missing), desc=what, unit="text")
+    if progress is True or progress == "log":  # lines a batch log can follow (engine.progress)
+        log = ProgressLog(what, len(missing), len(batches), recipe.max_steps)
+    for batch in batches:
+        if log is not None:
+            n_tok = [len(items[plan[i][0]].token_ids) for i in batch]
+            log.start_batch(len(batch), (min(n_tok), max(n_tok)))
 
         def on_done(results: list[RowResult], batch=batch):
             for res in results:
@@ -262,10 +273,12 @@ def _run_missing(
             share=share,
             groups=[plan[i][2] for i in batch],
             on_unit_done=on_done,
-            progress=progress if callable(progress) else None,
+            progress=progress if callable(progress) else log,
         )
     if bar is not None:
         bar.close()
+    if log is not None:
+        log.close()
 
 
 def _row(
@@ -326,9 +339,12 @@ def _row(
 def warm_start_of(store: ResultStore, key: str | None):
     """(vectors, optimiser state) of a stored row for ``optimize(init_vectors=, init_state=)``;
     (None, None) for no key. The vectors are the row's solution (its best), the state the
-    optimiser's moments and step count at its stop. A source row that is missing raises KeyError,
-    one whose tensors are damaged :class:`~prototokens.engine.store.DamagedEntry` (it is set
-    aside, so rerunning the study that made it recomputes it)."""
+    optimiser's moments and step count at its stop. Moments belong to the vectors they were
+    accumulated on: when the best vectors are not the ones the run stopped on (accuracy fell after
+    its best step), the state is None, so the warm start keeps the solution with fresh moments
+    rather than pairing it with another point's moments. A source row that is missing raises
+    KeyError, one whose tensors are damaged :class:`~prototokens.engine.store.DamagedEntry` (it is
+    set aside, so rerunning the study that made it recomputes it)."""
     if key is None:
         return None, None
     t = store.tensors(key)
@@ -340,6 +356,8 @@ def warm_start_of(store: ResultStore, key: str | None):
             state.setdefault(slot, {})[name] = v if name != "step" else v.reshape(())
     if set(state) != set(vectors):
         raise KeyError(f"row {key} has no optimiser state to warm-start from (stored before it)")
+    if any(not torch.equal(vectors[s], state[s]["param"].to(vectors[s])) for s in vectors):
+        return vectors, None
     return vectors, state
 
 

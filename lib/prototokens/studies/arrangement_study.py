@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from prototokens.engine.metrics import start_token_id
+from prototokens.engine.progress import progress_label
 from prototokens.engine.reconstruction import load_results, reconstruct
 from prototokens.inputs.data.base import prefix
 from prototokens.studies.claims import verdicts
@@ -66,7 +67,7 @@ def run_tab1_arrangements(
     recipe,
     store,
     batch_size: int = 64,
-    progress=False,
+    progress="log",
 ) -> pd.DataFrame:
     """Rows of every (arrangement, length, text, seed): texts cut to each length (their prefixes),
     so that all arrangements see identical targets and seeds. One ``reconstruct`` per
@@ -81,19 +82,21 @@ def run_tab1_arrangements(
             f"(e.g. {short[0].text_id}: {len(short[0].token_ids)} tokens)"
         )
     cut = [prefix(t, n, lm.tokenizer) for n in lengths for t in texts]  # length-major order
-    frames = [
-        reconstruct(
-            lm,
-            cut,
-            arrangement=name,
-            recipe=recipe,
-            seeds=list(seeds),
-            store=store,
-            batch_size=batch_size,
-            progress=progress,
-        )
-        for name in arrangements
-    ]
+    frames = []
+    for name in arrangements:
+        with progress_label(f"Table 1 {name}, N in {list(lengths)}"):
+            frames.append(
+                reconstruct(
+                    lm,
+                    cut,
+                    arrangement=name,
+                    recipe=recipe,
+                    seeds=list(seeds),
+                    store=store,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+            )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -250,7 +253,7 @@ def run_tab2_sharing(
     shares: Sequence[str] = ("e", "m"),
     arrangement: str | None = None,
     batch_size: int = 64,
-    progress=False,
+    progress="log",
 ) -> pd.DataFrame:
     """Rows of every (shared vector, S_g, text, seed): the texts of one seed split into groups of
     ``S_g`` consecutive texts that share e (or m); each group is optimised jointly in one batch
@@ -264,18 +267,19 @@ def run_tab2_sharing(
     frames = []
     for share in shares:
         for size in group_sizes:
-            rows = reconstruct(
-                lm,
-                texts,
-                recipe=recipe,
-                seeds=list(seeds),
-                share=share,
-                group_size=size,
-                store=store,
-                batch_size=max(batch_size, size),
-                progress=progress,
-                **kwargs,
-            )
+            with progress_label(f"Table 2 {share} shared by S_g={size}"):
+                rows = reconstruct(
+                    lm,
+                    texts,
+                    recipe=recipe,
+                    seeds=list(seeds),
+                    share=share,
+                    group_size=size,
+                    store=store,
+                    batch_size=max(batch_size, size),
+                    progress=progress,
+                    **kwargs,
+                )
             frames.append(rows.assign(group_size=size))
     return pd.concat(frames, ignore_index=True)
 

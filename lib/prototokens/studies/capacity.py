@@ -34,6 +34,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT, get_arrangement
+from prototokens.engine.progress import progress_label
 from prototokens.engine.recipe import Recipe, get_recipe
 from prototokens.engine.reconstruction import reconstruct
 from prototokens.engine.store import ResultStore
@@ -71,7 +72,7 @@ def reconstruct_attempt(
     recipe: str | Recipe = "paper",
     store: ResultStore | None = None,
     batch_size: int = 16,
-    progress: bool = False,
+    progress: bool | str = "log",
 ) -> Attempt:
     """The default attempt: :func:`reconstruct` with all fixed but texts, seeds, warm start."""
 
@@ -118,7 +119,7 @@ def search_capacity(
     store: ResultStore | None = None,
     batch_size: int = 16,
     attempt: Attempt | None = None,
-    progress: bool = False,
+    progress: bool | str = "log",
 ) -> pd.DataFrame:
     """Run a capacity search over ``texts``; returns every attempt row (one per text, length,
     seed), with the columns of :func:`reconstruct` plus ``search``, ``phase`` ("grid", "step"
@@ -342,15 +343,18 @@ def run_capacity(
         for texts in batches:
             if not texts:
                 continue
-            frames.append(
-                search_capacity(
-                    lm,
-                    texts,
-                    mode=mode,
-                    arrangement=arrangement,
-                    share=share,
-                    bisect=bisect and share is None,
-                    **search_kwargs,
+            sources = ",".join(dict.fromkeys(str(t.source) for t in texts))
+            setting = "m per text" if share is None else f"{share} shared"
+            with progress_label(f"{lm.name} capacity {mode}, {setting}, {sources}"):
+                frames.append(
+                    search_capacity(
+                        lm,
+                        texts,
+                        mode=mode,
+                        arrangement=arrangement,
+                        share=share,
+                        bisect=bisect and share is None,
+                        **search_kwargs,
+                    )
                 )
-            )
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

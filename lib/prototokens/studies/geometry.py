@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
+from prototokens.engine.progress import progress_label
 from prototokens.engine.reconstruction import reconstruct
 from prototokens.studies.plotting import explain_empty, legend_outside
 
@@ -34,6 +35,7 @@ KIND_LABELS = {
 KIND_COLOURS = {"same_text": "#1b9e77", "same_context": "#d95f02", "different_context": "#7570b3"}
 
 
+@progress_label("Fig. 6 locality set (m shared)")
 def locality_rows(
     lm,
     texts,
@@ -44,7 +46,7 @@ def locality_rows(
     arrangement: str = DEFAULT_ARRANGEMENT,
     store=None,
     batch_size: int = 64,
-    progress=True,
+    progress="log",
     m_per_seed: bool = False,
 ) -> pd.DataFrame:
     """Train the Fig. 6 set with m shared, e per text and seed; rows of every solution.

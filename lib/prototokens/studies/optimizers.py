@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from prototokens.engine.progress import progress_label
 from prototokens.engine.recipe import PAPER, Recipe
 from prototokens.engine.reconstruction import reconstruct
 from prototokens.paths import repo_root
@@ -101,10 +102,11 @@ def run_optimizer_study(
         for name, recipe in methods.items():
             if log:
                 log(f"optimizer study: N={n_tokens} {name} ({len(texts)} texts x {len(seeds)})")
-            rows = reconstruct(
-                lm, texts, recipe=recipe, seeds=list(seeds), store=store,
-                batch_size=batch_size, progress=False, **kw,
-            )  # fmt: skip
+            with progress_label(f"optimizer study {name}"):
+                rows = reconstruct(
+                    lm, texts, recipe=recipe, seeds=list(seeds), store=store,
+                    batch_size=batch_size, progress="log", **kw,
+                )  # fmt: skip
             rows = rows.assign(method=name, budget=recipe.max_steps + 1)
             frames.append(rows)
     if not frames:
