@@ -363,6 +363,23 @@ def _optimizer_study(tmp):
     return {"two lengths, seven methods": ((pd.DataFrame(rows),), {"title": "cost per text"})}
 
 
+def _warm_starts(tmp):
+    rng = _rng()
+    rows = []
+    for variant, lengths in (("fresh", [4, 5, 8, 11, 16, 22]), ("grid_warm", [4, 5, 8, 11, 16, 22]),
+                             ("grid_warm_reset", [4, 5, 8, 11, 16]), ("step8", [8, 16, 24, 32])):
+        for text in range(4):
+            for r, n in enumerate(lengths):
+                ok = bool(rng.random() < 0.8 - 0.02 * n)
+                rows.append({"variant": variant, "text_id": f"pg19-{text:04d}", "num_tokens": n,
+                             "round": r, "success": ok, "evals": float(rng.integers(20, 300))})
+    rows = pd.DataFrame(rows)  # fmt: skip
+    return {
+        "four variants": ((rows,), {"title": "SmolLM2-135M, CPU: capacity search cost"}),
+        "no rows": ((rows.iloc[:0],), {}),
+    }
+
+
 SAMPLES = {
     "prototokens.studies.optimization_plots.plot_schematic": _schematic,
     "prototokens.studies.optimization_plots.plot_curves": _plot_curves,
@@ -378,4 +395,5 @@ SAMPLES = {
     "prototokens.studies.bezier.plot_bezier_connectivity": _bezier,
     "prototokens.studies.throughput.plot_throughput": _throughput,
     "prototokens.studies.optimizers.plot_optimizer_study": _optimizer_study,
+    "prototokens.studies.warm_starts.plot_warm_starts": _warm_starts,
 }

@@ -91,6 +91,7 @@ def reconstruct(
     force: bool = False,
     progress: bool | str | Callable[[Progress], None] = True,
     init_from: dict[tuple[int, int], str] | None = None,
+    warm_moments: bool = True,
     pairs: Sequence[tuple[int, int]] | None = None,
 ) -> pd.DataFrame:
     """Train (or load from the cache) proto-tokens for every (text, seed); one row per pair.
@@ -101,6 +102,8 @@ def reconstruct(
     ``init_from``: ``{(text index, seed): cache_key}`` of stored rows to warm-start from (their
     vectors and optimiser state, :func:`warm_start_of`); the source key is part of the new row's
     key. Used by the progressive capacity search (:mod:`prototokens.studies.capacity`).
+    ``warm_moments=False``: warm-started rows keep the source's vectors but start the optimiser's
+    moments and step count afresh (part of the key; the warm-start study compares both).
     ``pairs``: train these (text index, seed) rows instead of every text with every seed
     (``seeds`` is then unused); a shared vector is shared by ``group_size`` consecutive pairs
     (all when None) across seeds: the paper's locality set, one m for every solution.
@@ -126,6 +129,8 @@ def reconstruct(
 
     def key_for(ti, seed, gid):
         warm = {"init_from": init_from[(ti, seed)]} if (ti, seed) in init_from else {}
+        if warm and not warm_moments:
+            warm["warm_moments"] = False
         return cache_key(
             **warm,
             **identity,
@@ -160,6 +165,7 @@ def reconstruct(
             batch_size,
             progress,
             init_from,
+            warm_moments,
             found,
         )
     return pd.DataFrame.from_records([found[i] for i in range(len(keys))])
@@ -207,6 +213,7 @@ def _run_missing(
     batch_size,
     progress,
     init_from,
+    warm_moments,
     found,
 ):
     """Optimise the rows ``missing`` (plan indices) in batches; each finished row is stored at
@@ -252,6 +259,7 @@ def _run_missing(
                 # can keep from-scratch rows apart from warm-started increments
                 row["init_from"] = init_from.get(plan[i][:2])
                 row["warm_started"] = row["init_from"] is not None
+                row["warm_moments"] = bool(row["warm_started"] and warm_moments)
                 tensors = {f"vec.{n}": v for n, v in res.vectors.items()}
                 tensors["loss_curve"] = torch.as_tensor(res.loss_curve)
                 tensors["accuracy_curve"] = torch.as_tensor(res.accuracy_curve)
@@ -266,7 +274,7 @@ def _run_missing(
             lm,
             [items[plan[i][0]].token_ids for i in batch],
             init_vectors=[w[0] for w in warm] if init_from else None,
-            init_state=[w[1] for w in warm] if init_from else None,
+            init_state=[w[1] for w in warm] if init_from and warm_moments else None,
             arrangement=arrangement,
             recipe=recipe,
             seeds=[plan[i][1] for i in batch],

@@ -13,6 +13,7 @@ module                  offers
 ``optimization``        02: arrangements table, result columns, curves, recipe comparison, metrics
 ``optimization_plots``  02 (and 04, the explorer): Fig. 2 schematic, curves, reconstruction views
 ``optimizers``          bench/optimizer_study.py: cost per solved text of each optimiser
+``warm_starts``         bench/warm_start_study.py: the progressive search's cost against fresh runs
 ``capacity``            03 and 05: grid and progressive capacity search, per-text capacities
 ``capacity_study``      03: the searches per model (grid, shared m, AR), comparison, 03's metrics
 ``capacity_tables``     03: Table 3, grid against progressive

@@ -73,8 +73,10 @@ def reconstruct_attempt(
     store: ResultStore | None = None,
     batch_size: int = 16,
     progress: bool | str = "log",
+    warm_moments: bool = True,
 ) -> Attempt:
-    """The default attempt: :func:`reconstruct` with all fixed but texts, seeds, warm start."""
+    """The default attempt: :func:`reconstruct` with all fixed but texts, seeds, warm start.
+    ``warm_moments=False``: a warm start keeps the vectors and resets the optimiser's moments."""
 
     def attempt(texts, seeds, share, init_from):
         return reconstruct(
@@ -88,6 +90,7 @@ def reconstruct_attempt(
             batch_size=batch_size,
             progress=progress,
             init_from=init_from,
+            warm_moments=warm_moments,
         )
 
     return attempt
@@ -120,6 +123,7 @@ def search_capacity(
     batch_size: int = 16,
     attempt: Attempt | None = None,
     progress: bool | str = "log",
+    warm_moments: bool = True,
 ) -> pd.DataFrame:
     """Run a capacity search over ``texts``; returns every attempt row (one per text, length,
     seed), with the columns of :func:`reconstruct` plus ``search``, ``phase`` ("grid", "step"
@@ -127,7 +131,8 @@ def search_capacity(
 
     ``lengths``: the lengths to sweep (default :func:`grid_lengths` up to ``max_length``, cut
     at each text's own length). ``attempt``: replaces :func:`reconstruct_attempt` (tests use
-    it to inject an accuracy oracle).
+    it to inject an accuracy oracle). ``warm_moments``: progressive mode, whether a warm start
+    keeps the optimiser's moments (default) or resets them.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -157,6 +162,7 @@ def search_capacity(
             store=store,
             batch_size=batch_size,
             progress=progress,
+            warm_moments=warm_moments,
         )
     s = _Search(texts, mode, share, seeds, restarts, threshold, attempt)
     phase = "grid" if lengths == [n for n in GRID if n in lengths] else "step"

@@ -122,7 +122,7 @@ def evals_to_exact(rows: pd.DataFrame) -> pd.Series:
     return (steps + 1).where(rows["exact_match"].astype(bool))
 
 
-def _spent(rows: pd.DataFrame) -> pd.Series:
+def evals_spent(rows: pd.DataFrame) -> pd.Series:
     """Evaluations each row spent: to exact if solved, else its whole run (steps + 1)."""
     solved = evals_to_exact(rows)
     return solved.fillna(pd.to_numeric(rows["steps"]) + 1)
@@ -131,7 +131,7 @@ def _spent(rows: pd.DataFrame) -> pd.Series:
 def _stats(rows: pd.DataFrame) -> dict:
     solved = evals_to_exact(rows).dropna()
     n, k = len(rows), len(solved)
-    spent = float(_spent(rows).sum())
+    spent = float(evals_spent(rows).sum())
     return {
         "n": n,
         "solved": k,
