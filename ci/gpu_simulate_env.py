@@ -1,20 +1,15 @@
-"""A stand-in for the GPU machine's Python on this CPU machine, for a dry run of ci/gpu_run.sh.
+"""A stand-in for the GPU machine's Python, for a dry run of ci/gpu_run.sh on a CPU (ci/README.md):
 
-Creates a virtual environment that links only those distributions of the current environment
-that the package list names (``ci/h200_packages.txt``: torch, transformers, pandas... as on the
-GPU image) and what they require here. papermill, ipykernel, datasets and the rest must then
-come from the bundle, as they will there: a requirement the bundle misses fails here first.
+    python ci/gpu_simulate_env.py /tmp/simgpu [--present ci/h200_packages.txt]
 
-    python ci/gpu_simulate_env.py /tmp/simgpu [--present LIST]
-    GPU_PYTHON=3.11 bash ci/gpu_bundle.sh /tmp/simbundle      # wheels for this Python
-    PY=/tmp/simgpu/bin/python GPU_BUNDLE_SRC=/tmp/simbundle bash ci/gpu_run.sh dry-run
+A venv that links only the distributions of this environment the list names, and what they
+require here; the rest must come from the bundle, as on the GPU machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import sysconfig
@@ -22,13 +17,10 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 PRESENT = Path(__file__).resolve().parent / "h200_packages.txt"
-
-
-def normalize(name: str) -> str:
-    """PEP 503 name: ``Jupyter_Client`` -> ``jupyter-client``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+normalize = canonicalize_name  # PEP 503: ``Jupyter_Client`` -> ``jupyter-client``
 
 
 def read_package_list(path: str | os.PathLike) -> set[str]:

@@ -1,6 +1,6 @@
 """The pure logic of the browser check (ci/browser), without a browser: the interaction table and
-its validation, the interactive copy of a notebook, and the link/image/table scan of a page.
-The real browser run is ``make browser-test``."""
+its validation, the interactive copy of a notebook, and what the report check makes of what the
+browser read on the report's pages. The real browser run is ``make browser-test``."""
 
 from __future__ import annotations
 
@@ -14,19 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `ci` is a folder of the repository, not an installed package
     sys.path.insert(0, str(REPO))
 
-from ci.browser import actions as A  # noqa: E402
-from ci.browser.interactions import INTERACTIONS  # noqa: E402
-from ci.browser.notebooks import (  # noqa: E402
-    INJECTED_TAG,
-    NotebookError,
-    explore_notebooks,
-    has_explore,
-    parameters_line,
-    prepare_copy,
-    smoke_parameters,
-    table_mismatch,
-)
-from ci.browser.pages import check_page, external_links, scan_page  # noqa: E402
+from ci.browser import interactions as A  # noqa: E402
+from ci.browser.__main__ import explore_notebooks, link_cache, prepare_copies  # noqa: E402
+from ci.browser.driver import report_problems  # noqa: E402
+from ci.browser.interactions import INTERACTIONS, table_mismatch  # noqa: E402
 
 NB02 = REPO / "notebooks" / "02_optimization.ipynb"
 
@@ -76,8 +67,8 @@ def test_check_entry_rejects_malformed_rows(key, entry, message):
 
 def test_a_well_formed_row_passes_and_steps_describe_themselves():
     A.check_entry("07_new", A.Explore(steps=(A.Set("tau", 0.5), *GOOD, A.Screenshot("x"))))
-    assert A.Set("tau", 0.5).describe() == "set 'tau' to 0.5"
-    assert "'Train'" in A.Click("Train").describe()
+    assert repr(A.Set("tau", 0.5)) == "Set(widget='tau', value=0.5)"  # a failing step's name
+    assert "'Train'" in repr(A.Click("Train"))
 
 
 def test_default_error_pattern_catches_printed_exceptions_only():
@@ -92,43 +83,43 @@ def test_default_error_pattern_catches_printed_exceptions_only():
 # --------------------------------------------------------------------------- notebook copy
 
 
-def test_prepare_copy_injects_parameters_and_unskips_explore(tmp_path):
+@pytest.mark.slow
+def test_prepare_copies_inject_smoke_parameters_and_unskip_explore(tmp_path):
+    """The copy as papermill prepares a batch run: the smoke parameters, the entry's overrides and
+    interactive=True in an injected cell after the parameters cell; Explore cells not skipped."""
     before = NB02.read_bytes()
-    params = {"num_texts": 1, "study_methods": "paper", "interactive": False}
-    copy = prepare_copy(NB02, tmp_path, params)
+    params = {"num_texts": 1, "study_methods": ["paper"], "interactive": False}
+    values = prepare_copies(sys.executable, {NB02: params}, tmp_path, tmp_path / "outputs")
     assert NB02.read_bytes() == before, "the committed notebook must not change"
-    assert copy == tmp_path / NB02.name
-    cells = json.loads(copy.read_text())["cells"]
+    values = values["02_optimization"]
+    assert values["profile"] == "smoke" and values["output_dir"] == str(tmp_path / "outputs")
+    assert values["num_tokens"] == 4  # params/02_optimization.yaml, smoke section
+    assert values["num_texts"] == 1 and values["interactive"] is True  # True wins
+    cells = json.loads((tmp_path / NB02.name).read_text())["cells"]
     tags = [c.get("metadata", {}).get("tags", []) for c in cells]
     at = next(i for i, t in enumerate(tags) if "parameters" in t)
-    injected = cells[at + 1]
-    assert INJECTED_TAG in tags[at + 1]
-    src = injected["source"]
-    assert "num_texts = 1\n" in src and "study_methods = 'paper'\n" in src
-    assert src.rstrip().endswith("interactive = True"), "interactive=True wins over the params"
-    compile(src, "injected", "exec")
+    assert "injected-parameters" in tags[at + 1]
+    injected: dict = {}
+    exec("".join(cells[at + 1]["source"]), injected)  # what the kernel will run
+    assert injected["num_texts"] == 1 and injected["study_methods"] == ["paper"]
+    assert injected["interactive"] is True and injected["num_tokens"] == 4
     assert not any("skip-execution" in t for t in tags)
     assert all(c["outputs"] == [] for c in cells if c["cell_type"] == "code")
-    original = json.loads(before)["cells"]
-    assert len(cells) == len(original) + 1
+    assert len(cells) == len(json.loads(before)["cells"]) + 1
 
 
-def test_prepare_copy_needs_exactly_one_parameters_cell(tmp_path):
-    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": []}]}
+@pytest.mark.slow
+def test_prepare_copies_reject_a_bad_notebook_or_override(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": []}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 4}  # fmt: skip
     src = tmp_path / "src" / "05_x.ipynb"
     src.parent.mkdir()
     src.write_text(json.dumps(nb))
-    with pytest.raises(NotebookError, match="05_x.ipynb: expected one cell tagged 'parameters'"):
-        prepare_copy(src, tmp_path, {})
-
-
-def test_parameters_line_writes_literals_only():
-    assert parameters_line("models", ["a", "b"]) == "models = ['a', 'b']"
-    assert parameters_line("tau", 0.5) == "tau = 0.5"
-    with pytest.raises(NotebookError, match="not a literal"):
-        parameters_line("cfg", {"a": 1})
-    with pytest.raises(NotebookError, match="bad parameter name"):
-        parameters_line("x; import os", 1)
+    with pytest.raises(RuntimeError, match="05_x.ipynb has 0 cells tagged 'parameters'"):
+        prepare_copies(sys.executable, {src: {}}, tmp_path, tmp_path / "outputs")
+    with pytest.raises(RuntimeError, match="num_textz"):  # a typo in the table's params
+        prepare_copies(sys.executable, {NB02: {"num_textz": 1}}, tmp_path, tmp_path / "outputs")
+    assert prepare_copies(sys.executable, {}, tmp_path, tmp_path) == {}
 
 
 def test_explore_notebooks_finds_the_heading(tmp_path):
@@ -141,86 +132,60 @@ def test_explore_notebooks_finds_the_heading(tmp_path):
     write("03_c.ipynb", "# Intro\n\n### Explore the curves")
     write("notes.ipynb", "## Explore")
     assert [p.name for p in explore_notebooks(tmp_path)] == ["01_a.ipynb", "03_c.ipynb"]
-    assert has_explore(NB02)
+    assert NB02 in explore_notebooks(NB02.parent)
 
 
-@pytest.mark.slow
-def test_smoke_parameters_come_from_the_runner(tmp_path):
-    values = smoke_parameters(sys.executable, NB02, tmp_path)
-    assert values["profile"] == "smoke" and values["interactive"] is False
-    assert values["output_dir"] == str(tmp_path)
-    assert values["num_tokens"] == 4  # params/02_optimization.yaml, smoke section
+# --------------------------------------------------------------------------- the report
+
+BASE = "http://127.0.0.1:8000"
+INDEX = f"{BASE}/report/index.html"
+SUB = f"{BASE}/report/notebooks/02_optimization.html"
 
 
-# --------------------------------------------------------------------------- page scan
-
-PAGE = """<!DOCTYPE html><html><body>
-<h2 id="figs">Figures</h2>
-<a href="fig.png"><img src="fig.png" alt="ok"></a>
-<img src="missing.png">
-<img src="data:image/png;base64,iVBORw0KGgo=">
-<a href="sub/page.html#sec">ok with fragment</a>
-<a href="sub/page.html#nope">bad fragment</a>
-<a href="#figs">top</a> <a href="#gone">gone</a>
-<a href="no%20such.csv">missing csv</a>
-<a href="https://example.org/paper">external</a>
-<table><tr><th>a</th></tr><tr><td>1</td></tr></table>
-<table></table>
-<details><table><tr><td>nested <table><tr><td>x</td></tr></table></td></tr></table></details>
-</body></html>"""
+def read(**facts) -> dict:
+    """What READ_PAGE returns for a page where nothing is wrong, with ``facts`` replaced."""
+    table = {"rows": 2, "height": 40.0}
+    return {"images": 1, "bad_images": [], "tables": [table], "links": [], "ids": []} | facts
 
 
-def test_scan_page_collects_links_images_ids_and_table_rows():
-    scan = scan_page(PAGE)
-    assert scan.images[:2] == ["fig.png", "missing.png"]
-    assert "https://example.org/paper" in scan.links and "#figs" in scan.links
-    assert "figs" in scan.ids
-    assert scan.tables == [2, 0, 1, 1]  # rows with cells, per table (nested ones separately)
-    assert external_links(scan) == ["https://example.org/paper"]
-
-
-def test_check_page_reports_exactly_the_broken_targets(tmp_path):
-    (tmp_path / "fig.png").write_bytes(b"png")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "page.html").write_text('<p id="sec">x</p>')
-    index = tmp_path / "index.html"
-    index.write_text(PAGE)
-    _, problems = check_page(index)
+def test_report_problems_names_each_broken_thing_and_nothing_else():
+    links = [f"{INDEX}#figs", f"{INDEX}#gone", f"{SUB}#sec", f"{SUB}#nope", f"{SUB}#caf%C3%A9"]
+    links += [f"{BASE}/tables/tab1.csv", f"{BASE}/tables/no%20such.csv", "https://example.org/p"]
+    pages = {
+        INDEX: read(
+            links=links,
+            ids=["figs"],
+            bad_images=["../figures/missing.png"],
+            tables=[{"rows": 2, "height": 40.0}, {"rows": 0, "height": 0.0}],
+        ),
+        SUB: read(ids=["sec", "café"], bad_images=["data:image/png;base64,xx"]),
+    }
+    statuses = {INDEX: 200, SUB: 200, f"{BASE}/tables/tab1.csv": 200}
+    statuses[f"{BASE}/tables/no%20such.csv"] = 404
+    problems = report_problems(INDEX, pages, statuses)
     text = "\n".join(problems)
-    assert len(problems) == 5, text
-    assert "image 'missing.png'" in text
-    assert "'sub/page.html#nope': no element with id 'nope'" in text
-    assert "link '#gone'" in text
-    assert "no such.csv does not exist" in text
-    assert "table #2 has no rows" in text
-    assert "fig.png" not in text and "example.org" not in text and "#figs" not in text
+    assert len(problems) == 6, text
+    assert "link http://127.0.0.1:8000/tables/no%20such.csv answered 404" in text  # broken link
+    assert "report: image '../figures/missing.png' did not load" in text  # missing image
+    assert f"{SUB}: image 'data:image/png;base64,xx' did not load" in text  # on a linked page
+    assert "table #2 not rendered" in text and "table #1" not in text  # empty table
+    assert f"{INDEX}#gone: no element with id 'gone'" in text  # missing target, same page
+    assert f"{SUB}#nope: no element with id 'nope'" in text  # missing target, linked page
+    assert "#figs" not in text and "#sec" not in text and "caf" not in text
+    assert "example.org" not in text and "tab1.csv" not in text
 
 
-def test_the_run_report_links_only_existing_files(tmp_path):
-    """The report of a (fake) outputs tree passes the scan the browser check starts with."""
-    from prototokens.harness.report import build_report
-
-    (tmp_path / "figures").mkdir()
-    (tmp_path / "tables").mkdir()
-    (tmp_path / "figures" / "fig1_demo.png").write_bytes(b"\x89PNG\r\n")
-    (tmp_path / "figures" / "fig1_demo.pdf").write_bytes(b"%PDF-1.4")
-    (tmp_path / "tables" / "tab1_demo.csv").write_text("a,b\n1,2\n")
-    (tmp_path / "tables" / "tab1_demo.md").write_text("| a | b |\n")
-    scan, problems = check_page(build_report(tmp_path))
-    assert problems == []
-    assert "../figures/fig1_demo.png" in scan.images
-    assert "../tables/tab1_demo.csv" in scan.links and "../figures/fig1_demo.pdf" in scan.links
-    assert len(scan.tables) >= 2 and all(rows > 0 for rows in scan.tables)
-    (tmp_path / "tables" / "tab1_demo.md").unlink()  # a link to a vanished file is caught
-    _, problems = check_page(tmp_path / "report" / "index.html")
-    assert any("tab1_demo.md does not exist" in p for p in problems)
+def test_report_problems_checks_fragments_only_on_pages_it_opened():
+    pages = {INDEX: read(links=[f"{BASE}/tables/tab1.md#x", f"{INDEX}#top"], ids=["top"])}
+    assert report_problems(INDEX, pages, {f"{BASE}/tables/tab1.md": 200, INDEX: 200}) == []
+    assert report_problems(INDEX, {INDEX: read(tables=[{"rows": 3, "height": 0}])}, {}) == [
+        "report: table #1 not rendered ({'rows': 3, 'height': 0})"  # collapsed: not shown
+    ]
 
 
 def test_link_cache_shares_rows_read_only(tmp_path):
     """The browser run reads the smoke runs' cached rows, but what it writes stays its own."""
     import os
-
-    from ci.browser.__main__ import link_cache
 
     src, dst = tmp_path / "smoke" / "cache", tmp_path / "lab" / "cache"
     (src / "runs" / "rows").mkdir(parents=True)

@@ -25,7 +25,7 @@ spec.loader.exec_module(gpu_reference)
 
 needs_reference = pytest.mark.skipif(
     not (REFERENCE / "runs.json").exists(),
-    reason="no H200 reference yet: it needs the device calls of ci/README.md, then "
+    reason="no H200 reference yet: it needs a run on the GPU machine (ci/README.md), then "
     "`python ci/gpu_reference.py <returned files>`",
 )
 

@@ -1,230 +1,201 @@
-"""``python -m ci.browser``: the browser check (run by ``make browser-test``; see ``--help``).
+"""python -m ci.browser: the browser check that `make browser-test` runs (see ci/README.md).
 
-1. Every notebook with an Explore section must have an entry in ``ci/browser/interactions.py``.
-2. JupyterLab starts once (the project venv's ``jupyter``, a free port, a token); each notebook's
-   copy (smoke parameters + the table's overrides + ``interactive=True``) is opened in headless
-   Chromium, run with Run All Cells, and its widgets operated as the table says.
-3. ``--self-test`` first proves the error channels work: a throw-away notebook whose button's
-   callback raises must FAIL the check.
-4. The report (``outputs/report/index.html``, built by a smoke run) is opened in the same browser.
-
-Screenshots and ``summary.json`` go to ``--out`` (default ``outputs/browser``). Exit status 0:
-all passed; 1: a check failed (each failure names the notebook, the widget and what was missing);
-2: the browser or playwright is missing.
+Here: which notebooks have an Explore section, the copy of each that the browser runs (the
+committed notebook is never touched), the self-test, and the order of the checks. Exit status 0:
+all passed; 1: a check failed (each failure names the notebook, the step and what was missing;
+screenshots and summary.json in --out); 2: chromium or playwright is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from ci.browser.actions import Click, ExpectText, Explore, check_table
-from ci.browser.driver import CHROMIUM, Browser, CheckFailed, check_notebook, check_report, log
-from ci.browser.interactions import INTERACTIONS
-from ci.browser.lab import JupyterLab, StaticServer
-from ci.browser.notebooks import (
-    explore_notebooks,
-    prepare_copy,
-    smoke_parameters,
-    table_mismatch,
-)
+from ci.browser import interactions as A  # the table
+from ci.browser.driver import CHROMIUM, CheckFailed, browser, check_notebook, check_report, log
+from ci.browser.lab import JupyterLab, static_server
 
 REPO = Path(__file__).resolve().parents[2]
+EXPLORE_HEADING = re.compile(r"^#{1,6}\s*Explore\b", re.MULTILINE)
+# Run by the project's python, which has the library and papermill (the browser venv has neither):
+# per notebook, its smoke parameters with the entry's overrides and interactive=True, checked and
+# injected by papermill after the `parameters` cell as in a batch run, into a copy without
+# `skip-execution` tags or stored outputs (so Run All Cells builds the widgets).
+PREPARE = """\
+import json, sys
+from pathlib import Path
+import nbformat, papermill
+from prototokens.harness.runner import resolve_parameters
+dest, outputs, todo, done = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), {}
+for path, extra in todo.items():
+    nb, copy = nbformat.read(path, as_version=4), dest / Path(path).name
+    for cell in nb.cells:
+        if "skip-execution" in cell.metadata.get("tags", []):
+            cell.metadata.tags.remove("skip-execution")
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    extra = {**extra, "interactive": True}
+    values = resolve_parameters(path, "smoke", output_dir=outputs, extra_params=extra).values
+    nbformat.write(nb, str(copy))
+    papermill.execute_notebook(copy, copy, values, prepare_only=True, progress_bar=False)
+    done[copy.stem] = values
+print(json.dumps(done))
+"""
 
+# The self-test: a notebook whose button's callback raises must FAIL the check, with that error.
+SELFTEST, SELFTEST_ERROR = "99_selftest", "self-test: this callback raises"
+SELFTEST_CODE = f"""\
+import ipywidgets as w
+boom = w.Button(description='Boom')
+def explode(_):
+    raise RuntimeError('{SELFTEST_ERROR}')
+boom.on_click(explode)
+display(boom)
+"""
 SELFTEST_NOTEBOOK = {
     "cells": [
-        {
-            "cell_type": "code",
-            "metadata": {"tags": ["parameters"]},
-            "source": "interactive: bool = False  # build the widgets\n",
-            "outputs": [],
-            "execution_count": None,
-        },
-        {"cell_type": "markdown", "metadata": {}, "source": "## Explore\n"},
-        {
-            "cell_type": "code",
-            "metadata": {"tags": ["skip-execution"]},
-            "source": (
-                "if interactive:\n"
-                "    import ipywidgets as w\n"
-                "    boom = w.Button(description='Boom')\n"
-                "    def explode(_):\n"
-                "        raise RuntimeError('self-test: this callback raises')\n"
-                "    boom.on_click(explode)\n"
-                "    display(boom)\n"
-            ),
-            "outputs": [],
-            "execution_count": None,
-        },
+        dict(cell_type="markdown", metadata={}, source="## Explore\n"),
+        dict(cell_type="code", metadata={}, source=SELFTEST_CODE, outputs=[], execution_count=None),
     ],
-    "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
-    },
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3"}},
     "nbformat": 4,
     "nbformat_minor": 4,
 }
-SELFTEST_ENTRY = Explore(steps=(Click("Boom"), ExpectText(r"never shown", "nothing", timeout=30)))
+SELFTEST_ENTRY = A.Explore(steps=(A.Click("Boom"), A.ExpectText("never shown", timeout=30)))
+
+
+def explore_notebooks(nb_dir: str | Path) -> list[Path]:
+    """The ``NN_name.ipynb`` notebooks of ``nb_dir`` with an ``Explore`` markdown heading."""
+    found = []
+    for path in sorted(Path(nb_dir).glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        markdown = ("".join(c.get("source", "")) for c in cells if c["cell_type"] == "markdown")
+        found += [path] if any(EXPLORE_HEADING.search(text) for text in markdown) else []
+    return found
+
+
+def prepare_copies(python: str, entries: dict[Path, dict], dest: Path, outputs: Path) -> dict:
+    """Write the browser copy of each notebook (its path -> the entry's overrides) into ``dest``,
+    same file name, with :data:`PREPARE` run by ``python``; returns each one's parameters."""
+    if not entries:
+        return {}
+    todo = json.dumps({str(path): params for path, params in entries.items()})
+    args = [python, "-c", PREPARE, str(dest), str(outputs), todo]
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the notebook copies could not be prepared:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def link_cache(src: Path, dst: Path) -> int:
-    """Symlink every file of the result cache ``src`` into ``dst`` (same layout). The store writes
-    atomically (a new file renamed over the key), so a row the widgets add lands in ``dst`` and
-    the smoke runs' cache is never modified: each check trains its widget runs anew."""
-    n = 0
-    if src.is_dir():
-        for f in src.rglob("*"):
-            if f.is_file():
-                target = dst / f.relative_to(src)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to(f.resolve())
-                n += 1
-    return n
+    """Link every file of the result cache ``src`` into ``dst`` (``cp -rs``: same layout, each
+    file a symlink); the number linked. The store writes atomically (a new file renamed over the
+    key), so a row the widgets add lands in ``dst`` and the smoke runs' cache is never modified:
+    each check trains its widget runs anew."""
+    if not src.is_dir():
+        return 0
+    dst.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-rs", f"{src.resolve()}/.", str(dst)], check=True)
+    return sum(f.is_symlink() for f in dst.rglob("*"))
+
+
+def check_all(args, python: str, tmp: Path, shots: Path, summary: dict, failures: list) -> None:
+    """Prepare the copies, start JupyterLab and the browser, run the self-test, each notebook's
+    entry and the report; every failure is appended to ``failures``."""
+    explore = explore_notebooks(REPO / "notebooks")
+    failures += A.table_mismatch([p.stem for p in explore], A.INTERACTIONS)
+    if args.notebook:
+        explore = [p for p in explore if any(p.stem.startswith(n) for n in args.notebook)]
+    copies, lab_outputs = {}, tmp / "outputs"
+    if args.self_test:
+        copies[SELFTEST] = f"{SELFTEST}.ipynb"
+        (tmp / copies[SELFTEST]).write_text(json.dumps(SELFTEST_NOTEBOOK))
+    todo = {p: A.INTERACTIONS[p.stem].params for p in explore if p.stem in A.INTERACTIONS}
+    for stem, params in prepare_copies(python, todo, tmp, lab_outputs).items():
+        copies[stem] = f"{stem}.ipynb"
+        log(f"{stem}: copy with {params}")
+    # The batch cells find the rows of the smoke run (same parameters) in its result cache, so
+    # Run All spends its time on what the browser shows, not on re-optimising.
+    smoke_outputs = Path(args.report).parent.parent if args.report else REPO / "outputs"
+    if linked := link_cache(smoke_outputs / "cache", lab_outputs / "cache"):
+        log(f"{linked} cached files of {smoke_outputs / 'cache'} linked (read-only use)")
+    env = {"PROTOTOKENS_OUTPUT_DIR": str(lab_outputs)}
+    lab = JupyterLab(str(Path(python).parent / "jupyter"), tmp, env) if copies else nullcontext()
+    t_start = time.time()
+    with lab, browser() as ctx:
+        log(f"browser{' and jupyter lab' * bool(copies)} up ({time.time() - t_start:.1f} s)")
+        for name, copy in copies.items():
+            entry, t = SELFTEST_ENTRY if name == SELFTEST else A.INTERACTIONS[name], time.time()
+            log(f"{name}: Run All Cells, then {len(entry.steps)} steps")
+            folder = tmp if name == SELFTEST else shots  # the self-test's screenshots: not kept
+            try:
+                timings, failed = check_notebook(ctx, lab, name, copy, entry, folder), ""
+            except CheckFailed as exc:
+                timings, failed = {}, str(exc)
+            seconds = round(time.time() - t, 1)
+            lab.shutdown_kernels()
+            if name == SELFTEST:  # it must fail, and with its own error
+                log(f"self-test {'ok' if SELFTEST_ERROR in failed else 'FAILED'}: {failed[:200]}")
+                if not failed:
+                    failures.append("self-test: a raising widget callback did NOT fail the check")
+                elif SELFTEST_ERROR not in failed:
+                    failures.append(f"self-test failed for another reason: {failed}")
+                summary["self_test_s"] = seconds
+            elif failed:
+                failures.append(failed)
+                summary["notebooks"][name] = {"failed": failed}
+                log(f"{name}: FAIL")
+            else:
+                summary["notebooks"][name] = timings | {"total_s": seconds}
+                log(f"{name}: PASS {summary['notebooks'][name]}")
+        if args.report:
+            index, t = Path(args.report), time.time()
+            if not index.is_file():
+                failures.append(f"report: {index} does not exist (run a smoke run first)")
+                return
+            with static_server(index.parent.parent) as base:
+                try:
+                    summary["report"] = check_report(ctx, index, base, shots)
+                    summary["report"]["s"] = round(time.time() - t, 1)
+                    log(f"report: PASS {summary['report']}")
+                except CheckFailed as exc:
+                    failures.append(str(exc))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m ci.browser",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument(
-        "--python",
-        default=str(REPO / ".venv" / "bin" / "python"),
-        help="the project venv's interpreter (resolves the smoke parameters)",
-    )
-    ap.add_argument("--jupyter", default=None, help="jupyter executable (default: beside --python)")
-    ap.add_argument("--out", default=str(REPO / "outputs" / "browser"), help="screenshots folder")
-    ap.add_argument(
-        "--report",
-        default=str(REPO / "outputs" / "report" / "index.html"),
-        help="the report page to check; '' skips it",
-    )
-    ap.add_argument(
-        "--notebook",
-        action="append",
-        default=None,
-        metavar="NN",
-        help="check only these notebooks (prefix such as 02); repeatable",
-    )
-    ap.add_argument(
-        "--self-test",
-        action="store_true",
-        help="first prove that a raising widget callback fails the check",
-    )
-    ap.add_argument("--threads", type=int, default=1, help="torch threads in the kernels")
+    ap = argparse.ArgumentParser(prog="python -m ci.browser", description=__doc__)
+    ap.add_argument("--python", default=str(REPO / ".venv/bin/python"), help="the project's python")
+    ap.add_argument("--out", default=str(REPO / "outputs/browser"), help="screenshots folder")
+    ap.add_argument("--report", default=str(REPO / "outputs/report/index.html"), help="'' skips it")
+    ap.add_argument("--notebook", action="append", metavar="NN", help="only these (02...)")
+    ap.add_argument("--self-test", action="store_true", help="first prove a raising callback fails")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args(argv)
-
-    if not Path(CHROMIUM).exists():
-        print(f"FAIL: {CHROMIUM} missing (make browser-test installs it)", file=sys.stderr)
+    if not Path(CHROMIUM).exists() or importlib.util.find_spec("playwright") is None:
+        print(f"FAIL: {CHROMIUM} and playwright (.venv-browser) are needed: make browser-test "
+              "installs them", file=sys.stderr)  # fmt: skip
         return 2
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        print(
-            "FAIL: playwright is not importable (run with .venv-browser/bin/python)",
-            file=sys.stderr,
-        )
-        return 2
-    # absolute (not resolved: the venv's python is a link out of the venv): the kernel and
-    # JupyterLab start in other working directories
+    # absolute, not resolved (the venv's python is a link out of the venv): JupyterLab and the
+    # kernels start in other working directories
     python = str(Path(args.python).absolute())
-    jupyter = str(Path(args.jupyter or Path(python).parent / "jupyter").absolute())
     shots = Path(args.out)
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
-
-    t_start = time.time()
-    failures: list[str] = []
+    t_start, failures = time.time(), []
     summary: dict = {"notebooks": {}, "report": None}
-    check_table(INTERACTIONS)
-    explore = explore_notebooks(REPO / "notebooks")
-    failures += table_mismatch([p.stem for p in explore], INTERACTIONS)
-    if args.notebook:
-        explore = [p for p in explore if any(p.stem.startswith(n) for n in args.notebook)]
-    smoke_outputs = Path(args.report).parent.parent if args.report else REPO / "outputs"
+    A.check_table(A.INTERACTIONS)
     tmp = Path(tempfile.mkdtemp(prefix="browser-check-"))
     try:
-        copies = {}
-        lab_outputs = tmp / "outputs"
-        for path in explore:
-            if path.stem not in INTERACTIONS:
-                continue
-            params = smoke_parameters(python, path, lab_outputs)
-            params.update(INTERACTIONS[path.stem].params)
-            copies[path.stem] = prepare_copy(path, tmp, params).name
-            log(f"{path.stem}: copy with {params}")
-        if args.self_test:
-            (tmp / "src").mkdir()
-            (tmp / "src" / "99_selftest.ipynb").write_text(json.dumps(SELFTEST_NOTEBOOK))
-            prepare_copy(tmp / "src" / "99_selftest.ipynb", tmp, {})
-        # The batch cells find the rows of the smoke run (same parameters) in its result cache,
-        # so Run All spends its time on what the browser shows, not on re-optimising.
-        linked = link_cache(smoke_outputs / "cache", lab_outputs / "cache")
-        if linked:
-            log(f"{linked} cached files of {smoke_outputs / 'cache'} linked (read-only use)")
-        env = {"PROTOTOKENS_OUTPUT_DIR": str(lab_outputs)}
-        need_lab = bool(copies) or args.self_test
-        with (
-            JupyterLab(jupyter, tmp, env, threads=args.threads)
-            if need_lab
-            else nullcontext() as lab,
-            Browser(tmp / "chromium") as browser,
-        ):
-            log(f"browser{' and jupyter lab' * need_lab} up ({time.time() - t_start:.1f} s)")
-            if args.self_test:
-                t = time.time()
-                try:
-                    check_notebook(
-                        browser, lab, "99_selftest", "99_selftest.ipynb", SELFTEST_ENTRY, tmp
-                    )
-                    failures.append("self-test: a raising widget callback did NOT fail the check")
-                except CheckFailed as exc:
-                    ok = "self-test: this callback raises" in str(exc)
-                    log(
-                        f"self-test {'ok' if ok else 'FAILED'} ({time.time() - t:.1f} s): "
-                        f"{str(exc).splitlines()[0][:200]}"
-                    )
-                    if not ok:
-                        failures.append(f"self-test failed for another reason: {exc}")
-                summary["self_test_s"] = round(time.time() - t, 1)
-                lab.shutdown_kernels()
-            for name, copy in copies.items():
-                t = time.time()
-                if INTERACTIONS[name].pending:
-                    log(f"{name}: PENDING, not checked: {INTERACTIONS[name].pending}")
-                    summary["notebooks"][name] = {"pending": INTERACTIONS[name].pending}
-                    continue
-                log(f"{name}: Run All Cells, then {len(INTERACTIONS[name].steps)} steps")
-                try:
-                    timings = check_notebook(browser, lab, name, copy, INTERACTIONS[name], shots)
-                    timings["total_s"] = round(time.time() - t, 1)
-                    summary["notebooks"][name] = timings
-                    log(f"{name}: PASS {timings}")
-                except CheckFailed as exc:
-                    failures.append(str(exc))
-                    summary["notebooks"][name] = {"failed": str(exc)}
-                    log(f"{name}: FAIL")
-                lab.shutdown_kernels()
-            if args.report:
-                index = Path(args.report)
-                t = time.time()
-                if not index.is_file():
-                    failures.append(f"report: {index} does not exist (run a smoke run first)")
-                else:
-                    with StaticServer(index.parent.parent) as base:
-                        try:
-                            summary["report"] = check_report(browser, index, base, shots)
-                            summary["report"]["s"] = round(time.time() - t, 1)
-                            log(f"report: PASS {summary['report']}")
-                        except CheckFailed as exc:
-                            failures.append(str(exc))
+        check_all(args, python, tmp, shots, summary, failures)
     except Exception as exc:  # noqa: BLE001 - any server/browser error is a failed check
         failures.append(f"{type(exc).__name__}: {exc}")
     finally:
@@ -232,11 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    summary["total_s"] = round(time.time() - t_start, 1)
-    summary["failures"] = failures
+    summary |= {"total_s": round(time.time() - t_start, 1), "failures": failures}
     (shots / "summary.json").write_text(json.dumps(summary, indent=1))
-    shots_list = sorted(p.name for p in shots.glob("*.png"))
-    log(f"screenshots in {shots}: {shots_list}")
+    log(f"screenshots in {shots}: {sorted(p.name for p in shots.glob('*.png'))}")
     if failures:
         print("\nBROWSER CHECK FAILED:\n- " + "\n- ".join(failures), file=sys.stderr)
         return 1

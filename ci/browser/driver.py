@@ -1,127 +1,81 @@
-"""The Playwright part: open a notebook copy in JupyterLab, Run All Cells, operate its Explore
-widgets as the table says, read every error channel; then the report page. Screenshots go to the
-output folder; every failure names the notebook, the step (widget) and what was missing.
-
-Error channels read after every step (any of them fails the check):
-- a traceback in any output area, an Output widget included (a cell or a callback raised);
-- the kernel's tracebacks recorded by the hook of :mod:`ci.browser.lab` (a callback raised and
-  ipywidgets showed it only in JupyterLab's log console);
-- "Exception in comm" / tracebacks from the kernel's stderr in the server log;
-- the widget text matching ``Explore.errors`` (a callback caught its exception and printed it);
-- an uncaught JavaScript error in the page, or a console error from the widget manager.
+"""The Playwright part: run a notebook copy in JupyterLab (Run All Cells), operate its Explore
+widgets as its table entry says and read every error channel after each step; then the report.
+Every failure names the notebook, the step and what was missing (error channels: ci/README.md).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote
 
-from ci.browser.actions import (
-    Click,
-    ExpectElement,
-    ExpectImage,
-    ExpectText,
-    ExpectWidget,
-    Explore,
-    Screenshot,
-    Set,
-)
-from ci.browser.pages import check_page, external_links
+from ci.browser import interactions as A  # the table's steps
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+# Beyond what playwright passes anyway (--no-sandbox, --no-first-run, no background networking).
+CHROMIUM_ARGS = ["--disable-gpu", "--disable-quic", "--disable-sync"]
 EXPLORE_SCOPE = ".jp-Cell[data-browser-check='explore']"
 # Console errors that mean a widget failed to render or sync (other console noise is logged only).
 WIDGET_CONSOLE = re.compile(r"widget|comm|Could not create|Error rendering|Traceback", re.I)
-# Server-log lines from the kernel's stderr that mean a comm (widget) message handler raised
-# (ipykernel logs them so). A bare "Traceback" in that log is not counted: the server writes its
-# own there (e.g. a websocket to a kernel shut down after the previous notebook); tracebacks the
-# kernel shows are caught by the hook of ci.browser.lab.
+# Server-log lines from the kernel's stderr that mean a comm (widget) message handler raised. A
+# bare "Traceback" there is not counted: the server logs its own (e.g. a websocket to a kernel
+# shut down after the previous notebook); the kernel's tracebacks come from ci.browser.lab's hook.
 KERNEL_LOG_ERROR = re.compile(r"Exception in (comm|message handler)")
+# In the page: a control (or its input, select, button) that a person can use now; n images shown.
+ENABLED = """e => { const t = e.matches('button, input, select, textarea') ? e
+                : e.querySelector('button, input, select, textarea'); return !t || !t.disabled; }"""
+IMAGES_LOADED = """(imgs, n) => imgs.length >= n && imgs.every(i => i.complete &&
+                     i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)"""
 
 
 class CheckFailed(Exception):
-    """One notebook (or the report) failed; the message says which widget and what was missing."""
+    """One notebook (or the report) failed; the message says which step and what was missing."""
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-@dataclass
-class Browser:
-    """One headless Chromium for the whole check (a fresh profile, closed network flags)."""
+@contextmanager
+def browser():
+    """One headless Chromium for the whole check; yields a browser context (a fresh profile)."""
+    from playwright.sync_api import sync_playwright
 
-    profile_dir: Path
-    pw: object = None
-    ctx: object = None
-
-    def __enter__(self) -> "Browser":
-        from playwright.sync_api import sync_playwright
-
-        self.pw = sync_playwright().start()
-        self.ctx = self.pw.chromium.launch_persistent_context(
-            str(self.profile_dir),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 2000},
-        )
-        return self
-
-    def __exit__(self, *exc) -> None:
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            self.ctx.close()
+            yield chromium.new_context(viewport={"width": 1400, "height": 2000})
         finally:
-            self.pw.stop()
+            chromium.close()
 
 
-@dataclass
-class Watch:
-    """What the page and the kernel reported so far (console listeners fill the lists)."""
-
-    page_errors: list = field(default_factory=list)
-    console_errors: list = field(default_factory=list)
-
-    def attach(self, page) -> None:
-        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
-        page.on(
-            "console",
-            lambda m: self.console_errors.append(m.text) if m.type == "error" else None,
-        )
+def watch(page) -> tuple[list, list]:
+    """The page's uncaught errors and console errors, filled in as they come."""
+    page_errors, console_errors = [], []
+    page.on("pageerror", lambda e: page_errors.append(str(e)))
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    return page_errors, console_errors
 
 
-# --------------------------------------------------------------------------- notebook check
+def _exact(text) -> re.Pattern:
+    return re.compile(rf"^\s*{re.escape(str(text))}\s*$")
 
 
 class NotebookRun:
     """Drives one notebook copy; ``run()`` raises :class:`CheckFailed` on the first problem."""
 
-    def __init__(self, page, lab, name: str, copy_name: str, entry: Explore, shots: Path):
-        self.page, self.lab, self.name, self.entry, self.shots = page, lab, name, entry, shots
-        self.copy_name = copy_name
-        self.watch = Watch()
-        self.watch.attach(page)
+    def __init__(self, page, lab, name: str, copy_name: str, entry: A.Explore, shots: Path):
+        self.page, self.lab, self.name, self.copy_name = page, lab, name, copy_name
+        self.entry, self.shots, self.step = entry, shots, "opening the notebook"
+        self.page_errors, self.console_errors = watch(page)
         self.scope = page.locator(f"{EXPLORE_SCOPE} .jp-Cell-outputArea")
         self.errors_seen = len(lab.kernel_errors())
         lab.new_log()
-        self.timings: dict = {}
-        self.step = "opening the notebook"
 
-    # -- errors ---------------------------------------------------------------------------
-
-    def errors(self) -> list[str]:
+    def fail_on_errors(self) -> None:
+        """Fail naming the step if an error channel reported since the notebook was opened."""
         found = []
         tracebacks = self.page.locator(
             ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
@@ -140,15 +94,11 @@ class NotebookRun:
         if match:
             line = next((ln for ln in text.splitlines() if match.group(0) in ln), match.group(0))
             found.append(f"the widgets show an error: {line.strip()[:300]!r}")
-        if self.watch.page_errors:
-            found.append("uncaught browser error: " + "; ".join(self.watch.page_errors[:3]))
-        widget_console = [m for m in self.watch.console_errors if WIDGET_CONSOLE.search(m)]
+        if self.page_errors:
+            found.append("uncaught browser error: " + "; ".join(self.page_errors[:3]))
+        widget_console = [m for m in self.console_errors if WIDGET_CONSOLE.search(m)]
         if widget_console:
             found.append("browser console: " + "; ".join(m[:300] for m in widget_console[:3]))
-        return found
-
-    def fail_on_errors(self) -> None:
-        found = self.errors()
         if found:
             raise CheckFailed(f"{self.step}: " + "\n".join(found))
 
@@ -158,36 +108,35 @@ class NotebookRun:
         except Exception:  # noqa: BLE001 - page navigating; nothing to read yet
             return ""
 
-    def wait_for(self, ok, timeout: float, missing: str, shown=None) -> None:
-        """Poll ``ok()`` (errors checked too) until true, else fail saying what is ``missing``
-        (and, with ``shown``, a callable, what the widgets showed instead)."""
+    def wait_for(self, ok, timeout: float, missing: str) -> None:
+        """Poll ``ok()`` until true, checking the error channels on every round (an error fails
+        at once, not at the timeout); else fail saying what is ``missing`` and what the widgets
+        showed instead."""
         t_end = time.time() + timeout
         while True:
             self.fail_on_errors()
             if ok():
                 return
             if time.time() > t_end:
-                instead = f"; the widgets show:\n{_tail(shown(), 1500)}" if shown else ""
-                raise CheckFailed(f"{self.step}: {missing} within {timeout:g} s{instead}")
+                shown = _tail(self.widget_text(), 1500)
+                raise CheckFailed(
+                    f"{self.step}: {missing} within {timeout:g} s; the widgets show:\n{shown}"
+                )
             time.sleep(0.25)
-
-    # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> dict:
         t0 = time.time()
         self.open_and_run_all()
-        self.timings["run_all_s"] = round(time.time() - t0, 1)
+        run_all_s = round(time.time() - t0, 1)
         for i, step in enumerate(self.entry.steps):
-            self.step = f"step {i} ({step.describe()})"
-            t = time.time()
+            self.step, t = f"step {i} ({step!r})", time.time()
             self.do(step)
             self.fail_on_errors()
             log(f"  {self.name}: {self.step} ok ({time.time() - t:.1f} s)")
         time.sleep(1.0)  # late errors (a callback still running after the last expectation)
         self.step = "after the last step"
         self.fail_on_errors()
-        self.timings["steps_s"] = round(time.time() - t0 - self.timings["run_all_s"], 1)
-        return self.timings
+        return {"run_all_s": run_all_s, "steps_s": round(time.time() - t0 - run_all_s, 1)}
 
     def open_and_run_all(self) -> None:
         page = self.page
@@ -223,21 +172,15 @@ class NotebookRun:
         )
         if not marked:
             raise CheckFailed("no rendered 'Explore' heading followed by cells")
-        self.wait_for(
-            lambda: page.locator(f"{EXPLORE_SCOPE} .jupyter-widgets").count() > 0,
-            60,
-            "the Explore section shows no widget",
-        )
+        widgets = page.locator(f"{EXPLORE_SCOPE} .jupyter-widgets")
+        self.wait_for(lambda: widgets.count() > 0, 60, "the Explore section shows no widget")
         self.scope.last.scroll_into_view_if_needed()
-
-    # -- steps -----------------------------------------------------------------------------
 
     def control(self, desc: str):
         """The labelled control (ipywidgets description) or the button with that text."""
-        exact = re.compile(rf"^\s*{re.escape(desc)}\s*$")
-        page = self.page
+        exact = _exact(desc)
         labelled = self.scope.locator(".widget-inline-hbox, .widget-hbox, .widget-vbox").filter(
-            has=page.locator(":scope > label.widget-label", has_text=exact)
+            has=self.page.locator(":scope > label.widget-label", has_text=exact)
         )
         if labelled.count():
             return labelled.last
@@ -247,75 +190,39 @@ class NotebookRun:
         return self.scope.locator("button").filter(has_text=exact).last
 
     def do(self, step) -> None:
-        page, timeout = self.page, getattr(step, "timeout", 30.0)
-        if isinstance(step, Screenshot):
+        """Act as the step says, or wait (up to its timeout) for what it expects to be shown."""
+        if isinstance(step, A.Screenshot):
             self.screenshot(step.name)
-        elif isinstance(step, ExpectWidget):
-
-            def shown() -> bool:
-                ctl = self.control(step.widget)
-                if not (ctl.count() > 0 and ctl.is_visible()):
-                    return False
-                return not step.enabled or _enabled(ctl)
-
-            state = "enabled " if step.enabled else ""
-            self.wait_for(shown, timeout, f"no {state}widget {step.widget!r} shown")
-        elif isinstance(step, Click):
-            button = self.scope.locator("button").filter(
-                has_text=re.compile(rf"^\s*{re.escape(step.widget)}\s*$")
-            )
-            self.wait_for(
-                lambda: button.count() > 0 and button.last.is_enabled(),
-                30,
-                f"no enabled button {step.widget!r} (buttons: {self.buttons()})",
-            )
-            button.last.click()
-        elif isinstance(step, Set):
+        elif isinstance(step, A.Set):
             self.set_value(step.widget, step.value)
-        elif isinstance(step, ExpectText):
-            self.wait_for(
-                lambda: re.search(step.pattern, self.widget_text()) is not None,
-                timeout,
-                f"the widgets did not show {step.what or 'the text'} (/{step.pattern}/)",
-                shown=self.widget_text,
-            )
-        elif isinstance(step, ExpectImage):
-            imgs = self.scope.locator("img")
+        elif isinstance(step, A.Click):
+            button = self.scope.locator("button").filter(has_text=_exact(step.widget)).last
+            names = [t.strip() for t in self.scope.locator("button").all_inner_texts()]
+            missing = f"no enabled button {step.widget!r} (buttons: {names})"
+            self.wait_for(lambda: button.count() > 0 and button.is_enabled(), 30, missing)
+            button.click()
+        else:  # the failure names the step: what it expects is in it
+            self.wait_for(lambda: self.shown(step), step.timeout, "not shown")
 
-            def loaded() -> bool:
-                n = imgs.count()
-                return n >= step.count and all(
-                    imgs.nth(i).evaluate(
-                        "i => i.complete && i.naturalWidth > 0"
-                        " && i.getBoundingClientRect().width > 0"
-                    )
-                    for i in range(n)
-                )
-
-            self.wait_for(
-                loaded, timeout, f"{step.what}: fewer than {step.count} loaded image(s) shown"
-            )
-        elif isinstance(step, ExpectElement):
-            els = self.scope.locator(step.css)
-            self.wait_for(
-                lambda: els.count() >= step.count,
-                timeout,
-                f"fewer than {step.count} {step.what or step.css} shown (saw {els.count()})",
-            )
-        else:  # pragma: no cover - check_table rejects anything else
-            raise CheckFailed(f"unknown step {step!r}")
-        del page
-
-    def buttons(self) -> list[str]:
-        return [t.strip() for t in self.scope.locator("button").all_inner_texts()]
+    def shown(self, step) -> bool:
+        """Whether the Explore widgets show what the Expect step expects."""
+        if isinstance(step, A.ExpectWidget):
+            ctl = self.control(step.widget)
+            if not (ctl.count() and ctl.is_visible()):
+                return False
+            return not step.enabled or ctl.evaluate(ENABLED)  # usable: the callback returned
+        if isinstance(step, A.ExpectText):
+            return re.search(step.pattern, self.widget_text()) is not None
+        if isinstance(step, A.ExpectImage):
+            return self.scope.locator("img").evaluate_all(IMAGES_LOADED, step.count)
+        return self.scope.locator(step.css).count() >= step.count  # ExpectElement
 
     def set_value(self, desc: str, value) -> None:
+        """Give the control labelled ``desc`` the ``value``, as a person would, per widget kind."""
         ctl = self.control(desc)
         if ctl.count() == 0:
-            labels = self.scope.locator("label.widget-label").all_inner_texts()
-            raise CheckFailed(
-                f"{self.step}: no control labelled {desc!r} (labels: {[x for x in labels if x]})"
-            )
+            labels = [x for x in self.scope.locator("label.widget-label").all_inner_texts() if x]
+            raise CheckFailed(f"{self.step}: no control labelled {desc!r} (labels: {labels})")
         ctl.scroll_into_view_if_needed()
         cls = ctl.get_attribute("class") or ""
         if "widget-dropdown" in cls or "widget-select" in cls:
@@ -328,23 +235,16 @@ class NotebookRun:
         elif "widget-slider" in cls:
             readout = ctl.locator(".widget-readout").first
             readout.click()
-            page = self.page
-            page.keyboard.press("Control+A")
-            page.keyboard.type(str(value))
-            page.keyboard.press("Enter")
+            self.page.keyboard.press("Control+A")
+            self.page.keyboard.type(str(value))
+            self.page.keyboard.press("Enter")
             readout.blur()
             shown = readout.inner_text().strip()
             if _number(shown) != _number(value):
                 raise CheckFailed(f"{self.step}: slider {desc!r} reads {shown!r}, not {value!r}")
-        elif "widget-toggle-buttons" in cls:
-            ctl.locator("button").filter(
-                has_text=re.compile(rf"^\s*{re.escape(str(value))}\s*$")
-            ).click()
-            shown = str(value)
-        elif "widget-radio" in cls:
-            ctl.locator("label").filter(
-                has_text=re.compile(rf"^\s*{re.escape(str(value))}\s*$")
-            ).click()
+        elif "widget-toggle-buttons" in cls or "widget-radio" in cls:
+            tag = "button" if "widget-toggle-buttons" in cls else "label"
+            ctl.locator(tag).filter(has_text=_exact(value)).click()
             shown = str(value)
         elif "widget-checkbox" in cls:
             ctl.locator("input[type=checkbox]").set_checked(bool(value))
@@ -361,7 +261,7 @@ class NotebookRun:
         time.sleep(0.3)  # the change travels to the kernel before the next step
         log(f"  {self.name}: {desc!r} now shows {shown!r}")
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str) -> None:
         path = self.shots / f"{self.name}__{name}.png"
         # the output area, not the whole cell: the notebook panel scrolls, and a screenshot of an
         # element taller than the panel would be clipped
@@ -371,7 +271,6 @@ class NotebookRun:
             area.screenshot(path=str(path), timeout=30_000)
         except Exception:  # noqa: BLE001 - no widget cell (yet): the viewport then
             self.page.screenshot(path=str(path))
-        return path
 
 
 def accept_dialogs(page) -> None:
@@ -382,9 +281,10 @@ def accept_dialogs(page) -> None:
         time.sleep(0.5)
 
 
-def check_notebook(browser: Browser, lab, name: str, copy: str, entry: Explore, shots: Path):
-    """Run one notebook's table; returns its timings, raises :class:`CheckFailed` naming it."""
-    page = browser.ctx.new_page()
+def check_notebook(ctx, lab, name: str, copy: str, entry: A.Explore, shots: Path) -> dict:
+    """Run one notebook's entry in a new page of ``ctx``; its timings, or :class:`CheckFailed`
+    naming it, with the screenshots ``<name>__FAILED.png`` and ``__FAILED_page.png``."""
+    page = ctx.new_page()
     run = NotebookRun(page, lab, name, copy, entry, shots)
     try:
         return run.run()
@@ -395,7 +295,7 @@ def check_notebook(browser: Browser, lab, name: str, copy: str, entry: Explore, 
             page.screenshot(path=str(shots / f"{name}__FAILED_page.png"))
         except Exception:  # noqa: BLE001
             pass
-        noise = [m for m in run.watch.console_errors if not WIDGET_CONSOLE.search(m)]
+        noise = [m for m in run.console_errors if not WIDGET_CONSOLE.search(m)]
         extra = f"\n(other browser console errors: {noise[:5]})" if noise else ""
         what = str(exc) if isinstance(exc, CheckFailed) else f"{type(exc).__name__}: {exc}"
         raise CheckFailed(f"{name}: {what}\nscreenshots: {shot} (and _page){extra}") from None
@@ -403,79 +303,82 @@ def check_notebook(browser: Browser, lab, name: str, copy: str, entry: Explore, 
         page.close()
 
 
-# --------------------------------------------------------------------------- the report
+# What the report check reads on each page it opens (see report_problems).
+READ_PAGE = """() => ({
+  images: document.images.length,
+  bad_images: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
+    .map(i => (i.getAttribute('src') || '').slice(0, 120)),
+  tables: Array.from(document.querySelectorAll('table'), t => ({
+    rows: Array.from(t.rows).filter(r => r.cells.length > 0).length,
+    height: t.getBoundingClientRect().height})),
+  links: Array.from(document.querySelectorAll('a[href]'), a => a.href),
+  ids: Array.from(document.querySelectorAll('[id], a[name]'), e => e.id || e.name),
+})"""
 
 
-def check_report(browser: Browser, index: Path, base_url: str, shots: Path) -> dict:
-    """Open the report (served over HTTP from its outputs tree at ``base_url``): every link
-    answers 200, every image decodes, every table has visible rows; each local HTML page it
-    links is opened too and its images checked. Screenshot ``report.png``."""
-    scan, problems = check_page(index)
-    ext = external_links(scan)
-    page = browser.ctx.new_page()
-    watch = Watch()
-    watch.attach(page)
+def report_problems(index: str, pages: dict[str, dict], statuses: dict[str, object]) -> list[str]:
+    """What a person would find broken in the report, from what the browser read
+    (:data:`READ_PAGE`) on the index at URL ``index`` and on each local page it links (``pages``:
+    URL -> what was read) and the status each local link answered (``statuses``): a link that
+    did not answer 200, a table of the index without visible rows, a link of the index whose
+    ``#fragment`` names no element of its page (the index or an opened one), an image that did
+    not decode on any page. Pure, so that its cases are unit-tested without a browser."""
+    problems = [f"report: link {u} answered {s}" for u, s in statuses.items() if s != 200]
+    for i, table in enumerate(pages[index]["tables"]):
+        if table["rows"] == 0 or table["height"] <= 0:
+            problems.append(f"report: table #{i + 1} not rendered ({table})")
+    for link in pages[index]["links"]:
+        target, _, fragment = link.partition("#")
+        if fragment and target in pages and unquote(fragment) not in pages[target]["ids"]:
+            problems.append(f"report: link {link}: no element with id {unquote(fragment)!r}")
+    for url, read in pages.items():
+        where = "report" if url == index else url
+        problems += [f"{where}: image {src!r} did not load" for src in read["bad_images"]]
+    return problems
+
+
+def check_report(ctx, index: Path, base_url: str, shots: Path) -> dict:
+    """Open the report (its outputs tree served at ``base_url``; collapsed sections opened) and
+    the local HTML pages it links, fetch each local link, and fail with
+    :func:`report_problems` or an uncaught browser error. Screenshot ``report.png``."""
+    page = ctx.new_page()
+    page_errors, _ = watch(page)
     url = f"{base_url}/{index.parent.name}/{index.name}"
     try:
-        page.goto(url, wait_until="load", timeout=60_000)
-        _open_all_sections(page)
-        _load_all_images(page)
-        problems += _image_problems(page, "report")
-        tables = page.evaluate(
-            """() => Array.from(document.querySelectorAll('table')).map(t => ({
-                 rows: Array.from(t.rows).filter(r => r.cells.length > 0).length,
-                 height: t.getBoundingClientRect().height}))"""
-        )
-        for i, t in enumerate(tables):
-            if t["rows"] == 0 or t["height"] <= 0:
-                problems.append(f"report: table #{i + 1} not rendered ({t})")
-        hrefs = page.evaluate(
-            "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"
-        )
-        local = sorted({h.split("#")[0] for h in hrefs if h.startswith(base_url)})
+        pages = {url: read_page(page, url)}
+        local = sorted({h.split("#")[0] for h in pages[url]["links"] if h.startswith(base_url)})
         statuses = page.evaluate(
             """async urls => Promise.all(urls.map(u =>
                  fetch(u).then(r => [u, r.status]).catch(e => [u, String(e)])))""",
             local,
         )
-        problems += [f"report: link {u} answered {s}" for u, s in statuses if s != 200]
         page.screenshot(path=str(shots / "report.png"), full_page=True)
         for sub in (u for u in local if u.endswith(".html") and u != url):
-            page.goto(sub, wait_until="load", timeout=60_000)
-            _load_all_images(page)
-            problems += _image_problems(page, sub.removeprefix(base_url + "/"))
-        if watch.page_errors:
-            problems.append(f"report: uncaught browser errors {watch.page_errors[:3]}")
+            pages[sub] = read_page(page, sub)
     finally:
         page.close()
+    problems = report_problems(url, pages, dict(statuses))
+    if page_errors:
+        problems.append(f"report: uncaught browser errors {page_errors[:3]}")
     if problems:
-        raise CheckFailed(
-            "report " + str(index) + ":\n  " + "\n  ".join(problems[:30]) + f"\nscreenshot: "
-            f"{shots / 'report.png'}"
-        )
+        listed = "\n  ".join(problems[:30])
+        raise CheckFailed(f"report {index}:\n  {listed}\nscreenshot: {shots}/report.png")
+    links = pages[url]["links"]
     return {
-        "links": len(scan.links),
-        "images": len(scan.images),
-        "tables": len(scan.tables),
-        "pages_opened": 1 + sum(u.endswith(".html") for u in local if u != url),
-        "external_not_checked": len(ext),
+        "links": len(links),
+        "images": pages[url]["images"],
+        "tables": len(pages[url]["tables"]),
+        "pages_opened": len(pages),
+        "external_not_checked": sum(not h.startswith((base_url, "data:")) for h in links),
     }
 
 
-def _open_all_sections(page, limit: int = 500) -> None:
-    """Open every collapsed ``<details>`` by clicking its summary, as a reader would. The set of
-    closed sections shrinks as they open (and nested ones appear), so take the first visible
-    closed one each time rather than indexing a list fixed in advance."""
-    closed = page.locator("details:not([open]) > summary").filter(visible=True)
-    for _ in range(limit):
-        if closed.count() == 0:
-            return
-        closed.first.click()
-    raise CheckFailed(f"report: more than {limit} collapsed sections, or one does not open")
-
-
-def _load_all_images(page) -> None:
-    """Lazy images load when scrolled to: scroll through the page, then wait for them."""
+def read_page(page, url: str) -> dict:
+    """Open ``url`` with its collapsed sections opened and every image loaded (lazy ones load
+    when scrolled to: scroll through the page, then wait for them); what :data:`READ_PAGE`
+    reads there."""
+    page.goto(url, wait_until="load", timeout=60_000)
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => d.open = true)")
     height = page.evaluate("() => document.body.scrollHeight")
     for y in range(0, int(height) + 800, 800):
         page.evaluate(f"() => window.scrollTo(0, {y})")
@@ -485,27 +388,10 @@ def _load_all_images(page) -> None:
         page.wait_for_function(
             "() => Array.from(document.images).every(i => i.complete)", timeout=30_000
         )
-    except Exception:  # noqa: BLE001 - the per-image check below names the stragglers
+    except Exception:  # noqa: BLE001 - READ_PAGE names the stragglers
         pass
     page.evaluate("() => window.scrollTo(0, 0)")
-
-
-def _image_problems(page, where: str) -> list[str]:
-    bad = page.evaluate(
-        """() => Array.from(document.images)
-             .filter(i => !(i.complete && i.naturalWidth > 0))
-             .map(i => (i.getAttribute('src') || '').slice(0, 120))"""
-    )
-    return [f"{where}: image {src!r} did not load" for src in bad]
-
-
-def _enabled(ctl) -> bool:
-    """A control (or its input, select, button) that a person can use now."""
-    return ctl.evaluate(
-        """e => { const t = e.matches('button, input, select, textarea') ? e
-                  : e.querySelector('button, input, select, textarea');
-                  return !t || !t.disabled; }"""
-    )
+    return page.evaluate(READ_PAGE)
 
 
 def _number(x) -> float | None:
