@@ -174,6 +174,21 @@ def test_03_sharing_halves_three_verdicts():
     check(claim(per_text(NATURAL)), INCONCLUSIVE, NOT_RUN)
 
 
+def test_03_sharing_halves_a_zero_below_the_grid_counts_only_where_it_can_tell():
+    """A shared capacity of 0 says the capacity lies below the shortest length tried (N = 4): for
+    per-text capacities 4-5 halving puts it there too (inconclusive, not "does not hold"); for
+    16-32 it is far below half (does not hold)."""
+    claim = cc.sharing_halves_claim
+    small = texts("pg19", "per-text", [5, 4, 5, 4, 4, 5], 3.0)
+    rows = per_text(small + shared(small, 0.0))
+    rows.loc[rows["setting"] == "shared m", "min_tried"] = 4
+    c = check(claim(rows), INCONCLUSIVE, CENSORED)
+    assert "below the shortest length tried (N = 4)" in c.reason
+    rows = per_text(NATURAL + shared(NATURAL, 0.0))
+    rows.loc[rows["setting"] == "shared m", "min_tried"] = 4
+    check(claim(rows), FAILS)
+
+
 def ar_rows(spec, arrangement="ar-2", max_tried=64):
     return per_text(spec, max_tried).assign(arrangement=arrangement)
 

@@ -288,8 +288,9 @@ class _Search:
 
 def capacity_per_text(attempts: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, arrangement, setting, search, source, text): capacity = the longest
-    successful length (0 when none), its C_tokens and H_LM, the longest length tried (capacity
-    equal to it is censored: the true capacity may be higher), total steps and row seconds."""
+    successful length (0 when none), its C_tokens and H_LM, the shortest and longest lengths
+    tried (capacity equal to the longest is censored: the true capacity may be higher; 0 says only
+    that it lies below the shortest), total steps and row seconds."""
     keys = ["model", "arrangement", "setting", "search", "source", "label", "text_id"]
     out = []
     for k, g in attempts.groupby(keys, sort=False):
@@ -308,6 +309,7 @@ def capacity_per_text(attempts: pd.DataFrame) -> pd.DataFrame:
             rec.update(capacity=0, c_tokens=0, h_lm_nats=float("nan"), h_lm_bits=float("nan"))
             rec["seed"] = -1
         rec.update(
+            min_tried=int(g["num_tokens"].min()),
             max_tried=int(g["num_tokens"].max()),
             lengths_tried=len(set(g["num_tokens"])),
             rows=len(g),

@@ -62,7 +62,9 @@ SHARING_HALVES = ClaimSpec(
     rule=(
         "median over texts of shared-m / per-text capacity (paired per text) in "
         f"[{SHARE_BAND[0]}, {SHARE_BAND[1]}] (one sqrt(2) grid step, 0.71, fails); needs >= "
-        f"{MIN_TEXTS} texts whose per-text capacity is > 0 and not censored"
+        f"{MIN_TEXTS} texts whose per-text capacity is > 0 and not censored; a shared capacity "
+        "of 0 counts only where the band's lower end of the per-text capacity reaches the "
+        "shortest length tried (else it lies below the grid, where halving would also put it)"
     ),
 )
 AR_NATURAL_HALF = ClaimSpec(
@@ -185,10 +187,16 @@ def sharing_halves_claim(per_text: pd.DataFrame, seeds: int = 1) -> Claim:
     keys = ["source", "text_id"]
     own = per_text[per_text["setting"] == "per-text"]
     shared = per_text[per_text["setting"] == "shared m"]
-    pair = own.merge(shared[keys + ["capacity"]], on=keys, suffixes=("", "_shared"))
+    lowest = shared["min_tried"] if "min_tried" in shared else 0
+    shared = shared.assign(capacity_shared=shared["capacity"], min_tried_shared=lowest)
+    pair = own.merge(shared[keys + ["capacity_shared", "min_tried_shared"]], on=keys)
     n = _n(pair, seeds)
     pair = pair[pair["capacity"] > 0]
-    free = pair[~pair["censored"].astype(bool)]
+    # shared 0: below the shortest length tried; uninformative where the band would be too
+    below = (pair["capacity_shared"] == 0) & (
+        pair["capacity"] * SHARE_BAND[0] < pair["min_tried_shared"]
+    )
+    free = pair[~pair["censored"].astype(bool) & ~below]
     ratio = free["capacity_shared"] / free["capacity"]
     ours = (f"median ratio {sig(ratio.median())} over {len(free)} texts "
             f"(per-text median {sig(free['capacity'].median())}, shared "
@@ -200,6 +208,12 @@ def sharing_halves_claim(per_text: pd.DataFrame, seeds: int = 1) -> Claim:
         if len(pair) == 0 and len(own):
             reason = BUDGET  # texts searched, none reached any length
         detail = f"{len(free)} of {len(pair)} texts with a capacity are uncensored (< {MIN_TEXTS})"
+        if below.any():
+            low = int(pair.loc[below, "min_tried_shared"].min())
+            detail += (
+                f"; {int(below.sum())} shared capacities lie below the shortest length tried "
+                f"(N = {low}), where halving their per-text capacity puts them too"
+            )
         return spec.inconclusive(reason, detail, ours, n)
     lo, hi = SHARE_BAND
     return spec.judge(lo <= float(ratio.median()) <= hi, ours, n)
