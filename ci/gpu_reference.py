@@ -19,17 +19,7 @@ import tarfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DEST = REPO / "outputs" / "reference" / "h200"
 MAX_FILE = 1 << 20  # no single reference file above 1 MiB
-
-
-def read_outputs_tar(folder: Path) -> tarfile.TarFile:
-    """The packed outputs, joined from their pieces when they were cut."""
-    pieces = sorted(folder.glob("outputs.tar.gz*"))  # outputs.tar.gz, or .00, .01...
-    if not pieces:
-        raise SystemExit(f"no outputs.tar.gz (or outputs.tar.gz.NN pieces) in {folder}")
-    data = b"".join(p.read_bytes() for p in pieces)
-    return tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
 
 
 def _keep(name: str, size: int, max_png: int) -> bool:
@@ -48,14 +38,14 @@ def run_summary(manifests: dict[str, dict], series: dict) -> dict:
     notebooks = {}
     for nb, m in sorted(manifests.items()):
         notebooks[nb] = {k: m.get(k) for k in ("status", "wall_time_s", "device", "started_at")}
-        params = m.get("parameters") or {}
-        notebooks[nb]["parameters"] = {k: v for k, v in params.items() if k != "output_dir"}
+        params = (m.get("parameters") or {}).items()
+        notebooks[nb]["parameters"] = {k: v for k, v in params if k != "output_dir"}
     for rec in series.get("notebooks", []):  # notebooks that were skipped have no manifest
         notebooks.setdefault(rec["notebook"], {"status": rec.get("status"), "wall_time_s": None})
     device = next((n["device"] for n in notebooks.values() if n.get("device")), {})
     return {
         "profile": first.get("profile") or series.get("profile"),
-        "device": (device or {}).get("gpu_name") or (device or {}).get("device"),
+        "device": device.get("gpu_name") or device.get("device"),
         "commit": git.get("commit") if isinstance(git, dict) else git,
         "git": git,
         "packages": first.get("packages"),
@@ -69,46 +59,41 @@ def run_summary(manifests: dict[str, dict], series: dict) -> dict:
 
 def extract(folder: Path, dest: Path, max_png_kib: int = 400) -> list[Path]:
     """Write the compact reference from ``folder`` into ``dest`` (replaced); returns the files."""
-    tar = read_outputs_tar(folder)
-    if dest.exists():
-        shutil.rmtree(dest)
+    pieces = sorted(folder.glob("outputs.tar.gz*"))  # outputs.tar.gz, or .00, .01... joined
+    if not pieces:
+        raise SystemExit(f"no outputs.tar.gz (or outputs.tar.gz.NN pieces) in {folder}")
+    tar = tarfile.open(fileobj=io.BytesIO(b"".join(map(Path.read_bytes, pieces))), mode="r:gz")
+    shutil.rmtree(dest, ignore_errors=True)
     written, manifests, series = [], {}, {}
-    for member in tar.getmembers():
-        if not member.isfile():
-            continue
+    for member in filter(tarfile.TarInfo.isfile, tar.getmembers()):
         data = tar.extractfile(member).read()
         if member.name.startswith("metrics/") and member.name.endswith(".manifest.json"):
             manifests[Path(member.name).name.removesuffix(".manifest.json")] = json.loads(data)
         elif member.name == "series.json":
             series = json.loads(data)
         elif _keep(member.name, member.size, max_png_kib * 1024):
-            target = dest / member.name
-            target.parent.mkdir(parents=True, exist_ok=True)
+            (target := dest / member.name).parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             written.append(target)
     if not series and (folder / "series.json").exists():
         series = json.loads((folder / "series.json").read_text())
     summary = run_summary(manifests, series)
-    bundle = folder / "manifest.json"  # the bundle's manifest (ci/gpu_bundle.sh), returned
-    if bundle.exists():
+    if (bundle := folder / "manifest.json").exists():  # the bundle's (ci/gpu_bundle.sh), returned
         info = json.loads(bundle.read_text())
         summary["commit"] = summary["commit"] or info.get("commit")
-        keys = ("commit", "dirty", "created", "wheels")  # wheels: {name: version}
-        summary["bundle"] = {k: info.get(k) for k in keys}
+        summary["bundle"] = {k: info.get(k) for k in ("commit", "dirty", "created", "wheels")}
     dest.mkdir(parents=True, exist_ok=True)
-    runs = dest / "runs.json"
-    runs.write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    written.append(runs)
-    return written
+    (runs := dest / "runs.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    return [*written, runs]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", help="folder holding outputs.tar.gz[.NN] and series.json")
-    parser.add_argument("--dest", default=str(DEFAULT_DEST))
+    parser.add_argument("files", type=Path, help="folder with outputs.tar.gz[.NN] and series.json")
+    parser.add_argument("--dest", type=Path, default=REPO / "outputs" / "reference" / "h200")
     parser.add_argument("--max-png-kib", type=int, default=400)
     args = parser.parse_args(argv)
-    written = extract(Path(args.files), Path(args.dest), args.max_png_kib)
+    written = extract(args.files, args.dest, args.max_png_kib)
     total = sum(p.stat().st_size for p in written)
     print(f"{len(written)} files, {total / 1024:.0f} KiB in {args.dest}")
     return 0

@@ -9,7 +9,6 @@ require here; the rest must come from the bundle, as on the GPU machine.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import sysconfig
@@ -23,7 +22,7 @@ PRESENT = Path(__file__).resolve().parent / "h200_packages.txt"
 normalize = canonicalize_name  # PEP 503: ``Jupyter_Client`` -> ``jupyter-client``
 
 
-def read_package_list(path: str | os.PathLike) -> set[str]:
+def read_package_list(path: str | Path) -> set[str]:
     """Normalised names, separated by blanks; ``#`` starts a comment."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     return {normalize(name) for line in lines for name in line.split("#", 1)[0].split()}
@@ -32,16 +31,13 @@ def read_package_list(path: str | os.PathLike) -> set[str]:
 def closure(present: set[str]) -> dict[str, metadata.Distribution]:
     """The installed distributions named in ``present`` and, transitively, their requirements."""
     installed = {normalize(d.metadata["Name"]): d for d in metadata.distributions()}
-    found: dict[str, metadata.Distribution] = {}
-    todo = [n for n in present if n in installed]
+    found, todo = {}, list(present)
     while todo:
-        name = todo.pop()
-        if name in found:
-            continue
-        found[name] = installed[name]
-        for req in map(Requirement, installed[name].requires or []):
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo += [normalize(req.name)] if normalize(req.name) in installed else []
+        if (name := todo.pop()) in installed and name not in found:
+            found[name] = installed[name]
+            for req in map(Requirement, installed[name].requires or []):
+                if req.marker is None or req.marker.evaluate({"extra": ""}):
+                    todo.append(normalize(req.name))
     return found
 
 
@@ -51,22 +47,18 @@ def simulate(target: Path, present: set[str]) -> list[str]:
     site = Path(sysconfig.get_paths()["purelib"]).resolve()
     dest = target / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
     keep = closure(present)
-    for dist in keep.values():
-        for f in dist.files or ():
-            full = Path(dist.locate_file(f)).resolve()
-            if full.is_relative_to(site):  # scripts in bin/ and data elsewhere are not linked
-                entry = full.relative_to(site).parts[0]
-                if not (dest / entry).exists():
-                    os.symlink(site / entry, dest / entry)
+    files = (Path(d.locate_file(f)).resolve() for d in keep.values() for f in d.files or ())
+    for entry in {f.relative_to(site).parts[0] for f in files if f.is_relative_to(site)}:
+        (dest / entry).symlink_to(site / entry)  # scripts in bin/ and data elsewhere are not linked
     return sorted(keep)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("target")
-    parser.add_argument("--present", default=str(PRESENT), help="the GPU machine's packages")
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--present", default=PRESENT, help="the GPU machine's packages")
     args = parser.parse_args()
-    linked = simulate(Path(args.target), read_package_list(args.present))
+    linked = simulate(args.target, read_package_list(args.present))
     print(f"{args.target}: {len(linked)} distributions linked: {', '.join(linked)}")
     return 0
 
