@@ -70,11 +70,17 @@ def study_methods(budget: int, names: Sequence[str] | None = None) -> dict[str, 
         ),
     ]
     table = {r.name: r for r in methods}
+    return pick(table, names, "study methods")
+
+
+def pick(table: dict, names: Sequence[str] | None, what: str) -> dict:
+    """``table`` (None), or its entries ``names`` in that order; unknown names raise a
+    ``ValueError`` naming ``what`` and the choices (the optimiser and warm-start studies)."""
     if names is None:
-        return table
+        return dict(table)
     unknown = [n for n in names if n not in table]
     if unknown:
-        raise ValueError(f"unknown study methods {unknown}; choose from {sorted(table)}")
+        raise ValueError(f"unknown {what} {unknown}; choose from {sorted(table)}")
     return {n: table[n] for n in names}
 
 

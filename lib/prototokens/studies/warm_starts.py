@@ -32,7 +32,7 @@ import pandas as pd
 from prototokens.engine.progress import progress_label
 from prototokens.engine.recipe import Recipe
 from prototokens.studies.capacity import grid_lengths, search_capacity, step_lengths
-from prototokens.studies.optimizers import evals_spent
+from prototokens.studies.optimizers import evals_spent, pick
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,7 @@ VARIANTS = {
 
 def study_variants(names: Sequence[str] | None = None) -> dict[str, Variant]:
     """The study's variants (all, or ``names`` in that order; unknown names raise)."""
-    if names is None:
-        return dict(VARIANTS)
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise ValueError(f"unknown warm-start variants {unknown}; choose from {sorted(VARIANTS)}")
-    return {n: VARIANTS[n] for n in names}
+    return pick(VARIANTS, names, "warm-start variants")
 
 
 def run_warm_start_study(
