@@ -90,6 +90,7 @@ class ProgressLog:
         self.steps_before = 0  # steps run by finished batches
         self.step = 0
         self.stopped = 0
+        self.lengths: tuple[int, int] | None = None  # (min, max) tokens of the current batch
         self.lines = 0
 
     def start_batch(self, n_rows: int, lengths: tuple[int, int] | None = None) -> None:
@@ -119,7 +120,7 @@ class ProgressLog:
         done = self.rows_before + self.stopped
         steps = self.steps_before + self.step
         where = f"{self.what}"
-        if getattr(self, "lengths", None):
+        if self.lengths:
             lo, hi = self.lengths
             where += f" N={lo}" if lo == hi else f" N={lo}-{hi}"
         parts = ([self.label] if self.label else []) + [where, f"rows {done}/{self.rows}"]
