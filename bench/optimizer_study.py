@@ -9,10 +9,13 @@ other methods cheapest-first by the previous length's cost per solved text, so a
 part-way has measured the reference and the most promising ones.
 
 Every run is a cached row (``outputs/cache/runs``), so an interrupted study resumes. Writes
-``bench/results/optimizer_study_rows.csv`` (one line per run), ``optimizer_study.csv`` / ``.md``
-(the summary of :func:`prototokens.studies.optimizers.summarize_optimizer_study`), the adoption
-decision in ``optimizer_study.json`` and the figure ``optimizer_study.png``. Logits are computed in
-chunks of 2**26 (one chunk at these sizes: no recomputation of the LM head; same numbers).
+``bench/results/optimizer_study_rows.csv`` (one line per run; the study's record: a run adds its
+(method, N) pairs to the rows already there and replaces only the pairs it re-ran, so lengths
+measured in different sessions, or on a machine without the row cache, add up),
+``optimizer_study.csv`` / ``.md`` (the summary of
+:func:`prototokens.studies.optimizers.summarize_optimizer_study`), the adoption decision in
+``optimizer_study.json`` and the figure ``optimizer_study.png``. Logits are computed in chunks of
+2**26 (one chunk at these sizes: no recomputation of the LM head; same numbers).
 """
 
 from __future__ import annotations
@@ -84,10 +87,26 @@ def main() -> None:
     log("done")
 
 
+def merged(new: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``new`` rows plus the rows in ``path`` whose (method, N) pair ``new`` does not hold."""
+    if not path.exists():
+        return new
+    old = pd.read_csv(path)
+    missing = sorted(set(ROW_COLUMNS) - set(old.columns))
+    if missing:
+        raise ValueError(f"{path}: columns {missing} missing; move the file aside to start afresh")
+    pairs = set(zip(new["method"], new["num_tokens"]))
+    keep = [(m, n) not in pairs for m, n in zip(old["method"], old["num_tokens"])]
+    return pd.concat([old[keep], new], ignore_index=True).sort_values(
+        ["num_tokens", "method", "text_id", "seed"], kind="stable", ignore_index=True
+    )
+
+
 def save(frames, args, wall: float) -> None:
-    rows = pd.concat(frames, ignore_index=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    rows[ROW_COLUMNS].to_csv(RESULTS / "optimizer_study_rows.csv", index=False)
+    path = RESULTS / "optimizer_study_rows.csv"
+    rows = merged(pd.concat(frames, ignore_index=True)[ROW_COLUMNS], path)
+    rows.to_csv(path, index=False)
     summary = study.summarize_optimizer_study(rows)
     summary.to_csv(RESULTS / "optimizer_study.csv", index=False)
     (RESULTS / "optimizer_study.md").write_text(markdown_table(summary, floatfmt=".3g"))

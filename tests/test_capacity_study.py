@@ -108,3 +108,25 @@ def test_describe_texts(tiny_llama):
         "pg19: 2 texts of 8 tokens (pg19)",
         "random: 2 texts of 8 tokens (random)",
     ]
+
+
+def test_each_model_is_studied_under_every_arrangement_it_is_given(monkeypatch):
+    """A paper model's study runs plain Eq. 1 and ours (in that order), any other model ours
+    alone (the default profile's work unchanged); no model is trained here."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
+
+    seen = {}
+
+    def fake_study(lm, texts, *, ar_arrangements, arrangements, **kw):
+        seen[lm.name] = list(arrangements)
+        return pd.DataFrame({"model": lm.name, "arrangement": [*arrangements, "ar-1"]})
+
+    monkeypatch.setattr(capacity_study, "run_capacity_study", fake_study)
+    for name, want in (("EleutherAI/pythia-160m", ["e+m*(N-1)", DEFAULT_ARRANGEMENT]),
+                       ("smollm2-135m", [DEFAULT_ARRANGEMENT])):  # fmt: skip
+        attempts, ar = capacity_study.run_capacity_models(SimpleNamespace(name=name), lambda lm: {})
+        assert seen[name] == want and attempts.arrangement.tolist() == want
+        assert ar.arrangement.tolist() == ["ar-1"]

@@ -77,3 +77,50 @@ def test_search_comparison_ratios():
     cmp = search_comparison(pd.concat([g, p]), attempts).set_index("search")
     assert cmp.loc["grid", "seconds"] == 4.0 and cmp.loc["progressive", "seconds"] == 1.0
     assert abs(cmp.loc["progressive", "steps_vs_first"] - 0.25) < 0.01
+
+
+EQ1, OURS = "e+m*(N-1)", "bos+e+m*(N-1)"  # the paper's plain Eq. 1 and ours
+PYTHIA = "EleutherAI/pythia-160m"
+HALF = [(s, st, t, c // 2, h / 2) for s, st, t, c, h in BASE]  # ours: every capacity halved
+
+
+def test_table3_one_row_per_arrangement_and_one_arrangement_as_before():
+    """Two arrangements of one model are two rows, side by side, never pooled; one arrangement
+    gives the rows (order and values) it gave before arrangements were a key."""
+    one = table3(rows(BASE, model=PYTHIA, arrangement=OURS))
+    assert list(zip(one.source, one.setting)) == [
+        ("pg19", "per-text"), ("random", "per-text"), ("pg19", "shared m"), ("random", "shared m")
+    ]  # fmt: skip
+    assert one.c_tokens_best.tolist() == [32, 16, 16, 8] and set(one.arrangement) == {OURS}
+    both = pd.concat([rows(BASE, model=PYTHIA, arrangement=EQ1),
+                      rows(HALF, model=PYTHIA, arrangement=OURS)])  # fmt: skip
+    two = table3(both)
+    assert len(two) == 2 * len(one)
+    assert two.arrangement.tolist()[:2] == [EQ1, OURS]  # side by side, the primary first
+    t = two.set_index(["arrangement", "source", "setting"])
+    assert t.loc[(EQ1, "pg19", "per-text")].c_tokens_best == 32
+    assert t.loc[(OURS, "pg19", "per-text")].c_tokens_best == 16
+    assert (t.n_texts == 2).all()  # each arrangement's own texts, not both pooled
+    assert (t.paper_c_tokens.loc[[(EQ1, "pg19", "per-text"), (OURS, "pg19", "per-text")]]
+            == 128).all()  # fmt: skip
+    mine = two[two.arrangement == OURS].drop(columns="arrangement").reset_index(drop=True)
+    theirs = table3(rows(HALF, model=PYTHIA, arrangement=OURS)).drop(columns="arrangement")
+    pd.testing.assert_frame_equal(mine, theirs)
+
+
+def test_claims_and_figures_read_the_primary_arrangement():
+    """A paper model's claims and Fig. 1 read plain Eq. 1 (its primary) only; ours beside it
+    changes nothing there. A model with one arrangement reads that one."""
+    from prototokens.studies.capacity_claims import capacity_claims
+    from prototokens.studies.capacity_plots import plot_fig1
+    from prototokens.studies.families import primary_rows
+
+    eq1 = rows(BASE, model=PYTHIA, arrangement=EQ1).assign(lengths_tried=5)
+    both = pd.concat([eq1, rows(HALF, model=PYTHIA, arrangement=OURS).assign(lengths_tried=5)])
+    pd.testing.assert_frame_equal(primary_rows(both), eq1)
+    own = rows(BASE, model="m", arrangement=OURS)
+    pd.testing.assert_frame_equal(primary_rows(pd.concat([own, both])), pd.concat([own, eq1]))
+    assert [c.ours for c in capacity_claims(both)] == [c.ours for c in capacity_claims(eq1)]
+    fig = plot_fig1(both)
+    big = [c.get_offsets() for c in fig.axes[0].collections if c.get_sizes()[0] == 120]
+    assert big[0][0][0] == 32  # the best over Eq. 1's texts, not ours (16)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
 from prototokens.studies import families
+from prototokens.studies.capacity import capacity_per_text
 from prototokens.studies.capacity_plots import plot_fig1
 from prototokens.studies.capacity_tables import table3
 from prototokens.studies.measures import seconds_per_text, trained_vectors_per_text, utilisation
@@ -78,6 +79,26 @@ def test_table3_utilisation_and_the_papers_nearest_model():
     assert gemma.paper_model == "Pythia-410M (paper)" and gemma.paper_c_tokens == 167
     unknown = tab.loc[("my-own-model", "per-text")]
     assert pd.isna(unknown.paper_model) and math.isnan(unknown.paper_c_tokens)
+
+
+def test_family_table_utilisation_reads_the_best_c_tokens_as_table3_does():
+    """At capacity 128 a text may get 127 tokens right (accuracy >= 0.99): utilisation is the
+    best C_tokens (127) over the bound, as in Table 3, not the best capacity length (128)."""
+    rows = [dict(model="smollm2-135m", arrangement=DEFAULT_ARRANGEMENT, setting="per-text",
+                 search="grid", source="pg19", label="pg19", text_id=t, num_tokens=n,
+                 success=True, accuracy=c / n, c_tokens=c, h_lm_nats=3.0 * n,
+                 h_lm_bits=3.0 * n / math.log(2), seed=0, steps=1, wall_time_s=1.0,
+                 d_model=576, vocab_size=49152, theoretical_capacity=ONE)
+            for t, n, c in (("a", 90, 90), ("a", 128, 127), ("b", 90, 90))]  # fmt: skip
+    facts = dict(model="smollm2-135m", family="Llama", params=1.35e8, d_model=576,
+                 vocab_size=49152, device="cpu", dtype="float32",
+                 arrangements=[DEFAULT_ARRANGEMENT])  # fmt: skip
+    run = families.ModelRun("smollm2-135m", "ok", facts=facts, attempts=pd.DataFrame(rows))
+    row = families.family_table([run]).iloc[0]
+    assert row.capacity_best == 128 and row.c_tokens_best == 127
+    assert row.utilisation == pytest.approx(127 / (2 * ONE))
+    per = table3(capacity_per_text(pd.DataFrame(rows))).iloc[0]
+    assert row.utilisation == pytest.approx(per.utilisation)  # one definition, both tables
 
 
 def test_fig1_draws_the_papers_nearest_model_by_name():

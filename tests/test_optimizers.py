@@ -71,6 +71,7 @@ def test_study_methods_cover_the_issue_and_cap_the_budget():
     assert methods["adamw_lr0.1_uniform"].init == "uniform"
     assert methods["adamw_lr0.1_T0.25"].temperature == 0.25
     assert methods["lion_lr0.03"].optimizer == "lion"
+    assert methods["fast"].schedule == "cosine" and methods["fast"].lr == 3e-2
     assert all(r.max_steps == 299 for r in methods.values())
     assert methods["paper"].lr == 1e-2 and methods["paper"].schedule == "constant"
     with pytest.raises(ValueError, match="unknown study methods"):

@@ -1,7 +1,11 @@
 """The paper's capacity claims (Sec. 5, Table 3, Fig. 3) judged on per-text capacities.
 
 Inputs are rows of :func:`prototokens.studies.capacity.capacity_per_text` for one model and one
-search: one row per (setting, source, text) with ``capacity`` (0 when no length succeeded),
+search: one row per (setting, source, text) of one arrangement. Where the model was searched
+under two (a paper model: the paper's plain Eq. 1, then ours beside it), the claims are judged on
+its primary arrangement, the first (:func:`prototokens.studies.families.primary_rows`): they are
+claims about the paper's setup, and pooling two arrangements would count every text twice. Each
+row has ``capacity`` (0 when no length succeeded),
 ``h_lm_nats`` at capacity, ``censored`` (the text succeeded at the longest length tried, so its
 capacity is a lower bound) and ``lengths_tried``. Every claim is decided on texts as independent
 samples (one number per text), never on a single best text alone.
@@ -24,6 +28,7 @@ from prototokens.studies.claims import (
     n_of,
     sig,
 )
+from prototokens.studies.families import primary_rows
 
 MIN_TEXTS = 3  # per side of every comparison
 ALPHA = 0.05  # one-sided significance of the rank test
@@ -96,7 +101,8 @@ def capacity_claims(
     per_text: pd.DataFrame, ar_per_text: pd.DataFrame | None = None, seeds: int = 1
 ) -> list[Claim]:
     """The five capacity claims for one model and search. ``per_text``: settings "per-text" and
-    "shared m"; ``ar_per_text``: the ``ar-K`` searches (None or empty: not run); ``seeds``:
+    "shared m", judged on the model's primary arrangement where it holds two (the other is set
+    aside); ``ar_per_text``: the ``ar-K`` searches (None or empty: not run); ``seeds``:
     restarts per text and length (for ``n``)."""
     need = {"setting", "source", "text_id", "capacity", "h_lm_nats", "censored"}
     missing = need - set(per_text.columns)
@@ -104,6 +110,7 @@ def capacity_claims(
         raise ValueError(f"per_text lacks columns {sorted(missing)} (capacity_per_text rows)")
     if "model" in per_text and per_text["model"].nunique() > 1:
         raise ValueError("capacity_claims judges one model at a time: filter per_text by model")
+    per_text = primary_rows(per_text)  # one arrangement: the paper's Eq. 1 where it was searched
     own = per_text[per_text["setting"] == "per-text"]
     return [
         random_fewer_claim(own, seeds),

@@ -1,5 +1,9 @@
 """Figures of the capacity study: Fig. 1 (capacity per model), Fig. 3 (one pass against
-autoregressive H_LM at capacity), and accuracy against prefix length for one text (Explore)."""
+autoregressive H_LM at capacity), and accuracy against prefix length for one text (Explore).
+
+Figs 1 and 3 draw each model on its primary arrangement
+(:func:`prototokens.studies.families.primary_rows`: a paper model's plain Eq. 1, though ours was
+searched beside it), as the paper draws its models; two arrangements would put every text twice."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from prototokens.studies.families import primary_rows
 from prototokens.studies.paper_tables import PAPER_FIG1, nearest_paper_model, paper_name
 from prototokens.studies.plotting import (
     SOURCE_MARKERS,
@@ -20,8 +25,8 @@ def plot_fig1(per_text: pd.DataFrame, title: str = ""):
     """Fig. 1: the longest reconstructed length per model (large dot: best over texts and
     sources, per-text m) with every text's capacity as a small point, by source; the paper's
     value for the model, or for the paper's model nearest in size (SmolLM2-135M: Pythia-160M),
-    as an open red diamond named "<model> (paper)"."""
-    d = per_text[per_text["setting"] == "per-text"]
+    as an open red diamond named "<model> (paper)". Each model's primary arrangement only."""
+    d = primary_rows(per_text[per_text["setting"] == "per-text"])
     models = list(dict.fromkeys(d["model"]))
     # 0.7 in per model row, room for the title and the x label: points never touch the frame
     fig, ax = plt.subplots(figsize=(7.5, 1.7 + 0.7 * max(1, len(models))))
@@ -114,8 +119,10 @@ def _panel(ax, one: pd.DataFrame, ar: pd.DataFrame, setting: str, arrangement: s
 def plot_fig3(per_text: pd.DataFrame, ar_per_text: pd.DataFrame, title: str = ""):
     """Fig. 3: left, one trainable vector (ar-1 against shared m); right, two (ar-2 against
     per-text m). Small points: texts; large: model × source means; log2 axes. A panel without a
-    text reconstructed under both says which rows are missing."""
+    text reconstructed under both says which rows are missing. One pass: each model's primary
+    arrangement only."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    per_text = primary_rows(per_text)
     one_vec = per_text[per_text["setting"] == "shared m"]
     two_vec = per_text[per_text["setting"] == "per-text"]
     ar = ar_per_text

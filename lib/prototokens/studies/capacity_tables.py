@@ -1,12 +1,14 @@
 """Tables and claim verdicts of the capacity study (paper Table 3, Figs 1 and 3), from the
 per-text capacities of :func:`prototokens.studies.capacity.capacity_per_text`.
 
-- :func:`table3`: per model x source x setting: C_tokens as the paper aggregates it (best over
-  texts) and the median / IQR over texts, H_LM at capacity (mean ± std, nats and bits), the
-  theoretical capacity of the vectors one text owns (``vectors_per_text`` x d·16/log2|V|) and
-  utilisation (:mod:`prototokens.studies.measures`); beside every model the paper's values for
-  the paper's nearest model by size (itself for the paper's six; Pythia-160M for SmolLM2-135M),
-  in columns named ``paper_*`` with ``paper_model`` naming it as the paper's.
+- :func:`table3`: per model x arrangement x source x setting (a paper model has two
+  arrangements, plain Eq. 1 and ours, so two rows where any other model has one): C_tokens as
+  the paper aggregates it (best over texts) and the median / IQR over texts, H_LM at capacity
+  (mean ± std, nats and bits), the theoretical capacity of the vectors one text owns
+  (``vectors_per_text`` x d·16/log2|V|) and utilisation (:mod:`prototokens.studies.measures`);
+  beside every model the paper's values for the paper's nearest model by size (itself for the
+  paper's six; Pythia-160M for SmolLM2-135M), in columns named ``paper_*`` with
+  ``paper_model`` naming it as the paper's.
 - :func:`search_comparison`: grid against progressive search: capacity, steps, seconds.
 - :func:`capacity_claims`: the paper's capacity claims as :class:`~prototokens.studies.claims.Claim`
   records (rules in :mod:`prototokens.studies.capacity_claims`).
@@ -26,14 +28,16 @@ def table3(per_text: pd.DataFrame) -> pd.DataFrame:
     """Paper Table 3 from per-text capacities (one search mode: filter ``search`` first).
 
     A shared m is shared by the texts of one source (:func:`run_capacity`), so the group size
-    of the "shared m" setting is the number of texts in that row."""
-    keys = ["model", "source", "label", "setting"]
+    of the "shared m" setting is the number of texts in that row. Arrangements are never
+    pooled: a model searched under two (a paper model: plain Eq. 1, then ours) has two rows per
+    source and setting, side by side in the order searched, the primary one first."""
+    keys = ["model", "arrangement", "source", "label", "setting"]
     out = []
     for k, g in per_text.groupby(keys, sort=False):
         cap = g["capacity"].astype(float)
         at = g[g["capacity"] > 0]
         rec = dict(zip(keys, k))
-        vectors = trained_vectors_per_text(k[3], len(g))
+        vectors = trained_vectors_per_text(rec["setting"], len(g))
         one = float(g["theoretical_capacity"].iloc[0])  # one vector's d·16/log2|V|
         rec.update(
             n_texts=len(g),
@@ -55,6 +59,10 @@ def table3(per_text: pd.DataFrame) -> pd.DataFrame:
     tab = pd.DataFrame(out)
     if tab.empty:
         return tab
+    # a model's arrangements side by side per source and setting (one arrangement: as grouped)
+    row = pd.Series(list(zip(tab["model"], tab["source"], tab["label"], tab["setting"])))
+    first = row.map({r: i for i, r in enumerate(dict.fromkeys(row))})
+    tab = tab.loc[first.sort_values(kind="stable").index].reset_index(drop=True)
     tab["paper_model"] = tab["model"].map(nearest_paper_model)
     paper = PAPER_TABLE3.rename(columns={"model": "paper_model"})
     tab = tab.merge(paper, on=["paper_model", "source", "setting"], how="left")
@@ -81,4 +89,3 @@ def search_comparison(per_text: pd.DataFrame, attempts: pd.DataFrame) -> pd.Data
     agg["steps_vs_first"] = agg["total_steps"] / base["total_steps"].clip(lower=1)
     agg["seconds_vs_first"] = agg["seconds"] / base["seconds"].clip(lower=1e-9)
     return agg
-

@@ -14,9 +14,10 @@ same initial vectors (a row's init depends only on its tokens, seed and slot; se
 
 Methods (:func:`study_methods`): the paper's AdamW (lr 1e-2, constant, N(0, 1) init); AdamW over
 a learning-rate range, constant and with a warm-up/cosine decay; a small U[0, 0.02) init; the loss
-at temperature 0.25; and Lion, a sign update (every coordinate moves by lr). Every row is an
-ordinary cached row of :func:`prototokens.engine.reconstruction.reconstruct`, so an interrupted
-study resumes and a notebook reads what a script already trained.
+at temperature 0.25; Lion, a sign update (every coordinate moves by lr); and ``fast`` (AdamW lr
+3e-2, betas 0.9/0.99, cosine decay to 0.1 lr), the recipe 03 and 05 used before the study. Every
+row is an ordinary cached row of :func:`prototokens.engine.reconstruction.reconstruct`, so an
+interrupted study resumes and a notebook reads what a script already trained.
 
 Adoption (:func:`adoption`): a method replaces the paper's recipe as the default only if, at every
 N >= 32 measured, it beats it on success *and* on cost per solved text by more than the spread
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from prototokens.engine.progress import progress_label
-from prototokens.engine.recipe import PAPER, Recipe
+from prototokens.engine.recipe import PAPER, RECIPES, Recipe
 from prototokens.engine.reconstruction import reconstruct
 from prototokens.paths import repo_root
 
@@ -68,6 +69,7 @@ def study_methods(budget: int, names: Sequence[str] | None = None) -> dict[str, 
         PAPER.with_(
             name="lion_lr0.03", optimizer="lion", lr=3e-2, betas=(0.9, 0.99), max_steps=steps
         ),
+        RECIPES["fast"].with_(max_steps=steps),  # the notebooks' reduced-budget recipe until now
     ]
     table = {r.name: r for r in methods}
     return pick(table, names, "study methods")
