@@ -3,6 +3,7 @@ measures (evaluations to exact, cost per solved text, the adoption rule)."""
 
 from __future__ import annotations
 
+import ast
 import math
 
 import numpy as np
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 from prototokens.engine.arrangements import get_arrangement
 from prototokens.engine.forward import batch_loss, plan_batch
 from prototokens.engine.optim import MaskedLion
-from prototokens.engine.recipe import PAPER, Recipe
+from prototokens.engine.recipe import ADOPTED, PAPER, RECIPES, Recipe
 from prototokens.engine.train import optimize
+from prototokens.harness.params import declared_parameters, list_notebooks, resolve_parameters
 from prototokens.studies import optimizers as study
 
 IDS = [[5, 17, 33, 9, 41, 8], [12, 7, 3, 30, 2, 19]]
@@ -119,6 +121,26 @@ def test_adoption_needs_both_margins_beyond_the_seed_spread():
     assert study.best_methods(summary, 32, k=2) == ["fast", "noisy"]
 
 
+def test_adoption_chooses_among_qualifiers_at_their_longest_common_length():
+    paper = _rows("paper", 32, [None] * 6)  # fails everywhere: both candidates qualify at 32
+    a = _rows("a", 32, [9, 10, 11, 12, 13, 14])  # cheaper at 32 ...
+    b = _rows("b", 32, [19, 20, 21, 22, 23, 24])
+    a64 = _rows("a", 64, [90, None, 95, None, 99, None])  # ... but half solved at 64
+    b64 = _rows("b", 64, [50, 51, 52, 53, 54, 55])  # the study's longest length, no baseline
+    c = _rows("c", 32, [5, 5, 5, 5, 5, 5])  # the cheapest at 32 ...
+    c64 = _rows("c", 64, [None] * 6)  # ... solves nothing at 64
+    summary = study.summarize_optimizer_study(pd.concat([paper, a, b, c, a64, b64, c64]))
+    decision = study.adoption(summary)
+    assert decision["adopt"] == "b" and decision["chosen_at"] == 64
+    assert decision["lengths"] == [32]  # qualified where the baseline was measured
+    # a length where no qualifier solves anything does not choose: the longest that does
+    decision = study.adoption(study.summarize_optimizer_study(pd.concat([paper, a, b, c, c64])))
+    assert decision["adopt"] == "c" and decision["chosen_at"] == 32
+    # without the longer length, the cheaper one at 32 wins
+    decision = study.adoption(study.summarize_optimizer_study(pd.concat([paper, a, b])))
+    assert decision["adopt"] == "a" and decision["chosen_at"] == 32
+
+
 def test_success_curve_counts_rows_solved_within_k():
     curve = study.success_curve(_rows("m", 8, [0, 4, None, 9]), grid=np.array([1, 5, 10]))
     assert curve["solved_share"].tolist() == [0.25, 0.5, 0.75]
@@ -157,3 +179,29 @@ def test_committed_study_and_note(tmp_path):
     assert "cheapest fast (100% solved, 2.5 evaluations per solved text)" in note
     assert "paper: 50% solved, 110 evaluations per solved text" in note
     assert "6 texts x 2 seeds" in note and "no method beats it" in note
+
+
+def test_the_adopted_recipe_is_the_committed_studys_decision():
+    """The notebooks' default recipe changes only when the committed study says so: the registry's
+    ADOPTED is the study's adoption, the same recipe as the study's method (budget apart), and the
+    committed run record holds the decision the committed summary gives."""
+    summary, meta = study.committed_study()
+    decision = study.adoption(summary)
+    assert decision["adopt"] == meta["decision"]["adopt"] == ADOPTED
+    trained = study.study_methods(int(summary["budget"].max()), [ADOPTED])[ADOPTED]
+    assert RECIPES[ADOPTED] == trained.with_(max_steps=RECIPES[ADOPTED].max_steps)
+
+
+def test_notebooks_default_to_the_adopted_recipe_and_the_paper_profile_to_the_papers():
+    recipes = {}
+    for nb in list_notebooks():
+        declared = declared_parameters(nb)
+        if "recipe" not in declared:
+            continue
+        for profile in ("default", "paper"):  # the profile's value, else the notebook's default
+            values = resolve_parameters(nb, profile).values
+            recipes[nb.name, profile] = values.get("recipe", ast.literal_eval(
+                declared["recipe"]["default"]))  # fmt: skip
+    assert len(recipes) >= 2 * 5  # 02-06 train with a recipe parameter
+    for (name, profile), recipe in recipes.items():
+        assert recipe == (ADOPTED if profile == "default" else "paper"), (name, profile)
