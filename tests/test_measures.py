@@ -161,6 +161,11 @@ def test_seconds_per_length_divides_by_the_batch():
     s = families.seconds_per_length([run]).set_index("num_tokens")
     assert s.seconds_per_text.to_dict() == {4: 2.0, 8: 5.0}
     assert s.seconds_per_batch.to_dict() == {4: 6.0, 8: 5.0}
+    # a warm-started increment (progressive search) is its own row, never pooled with scratch
+    warm = attempts.assign(warm_started=[False, True, None])
+    s = families.seconds_per_length([families.ModelRun("m", "ok", facts={}, attempts=warm)])
+    assert s[["warm_started", "num_tokens", "rows"]].values.tolist() == [
+        [False, 4, 1], [False, 8, 1], [True, 4, 1]]  # fmt: skip
 
 
 def test_the_papers_models_get_plain_eq1_with_ours_beside(tmp_path):

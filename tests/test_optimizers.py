@@ -189,7 +189,7 @@ def test_the_adopted_recipe_is_the_committed_studys_decision():
     decision = study.adoption(summary)
     assert decision["adopt"] == meta["decision"]["adopt"] == ADOPTED
     trained = study.study_methods(int(summary["budget"].max()), [ADOPTED])[ADOPTED]
-    assert RECIPES[ADOPTED] == trained.with_(max_steps=RECIPES[ADOPTED].max_steps)
+    assert RECIPES[ADOPTED].with_budget(trained.max_steps) == trained
 
 
 def test_notebooks_default_to_the_adopted_recipe_and_the_paper_profile_to_the_papers():

@@ -92,3 +92,13 @@ def test_registered_recipes_are_valid():
         assert get_recipe(name) is r and r.name == name
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
         get_recipe("nope")
+
+
+def test_with_budget_keeps_the_warmup_share_and_is_identity_at_its_own_budget():
+    wc = Recipe(name="wc", lr=1.0, schedule="warmup_cosine", max_steps=299, warmup_steps=30)
+    assert wc.with_budget(299) is wc  # the same recipe, so the same cache key
+    short = wc.with_budget(40)
+    assert (short.max_steps, short.warmup_steps) == (40, 4)
+    assert short.lr_at(3) == 1.0 and short.lr_at(39) < 0.2  # warm-up done, decayed by the end
+    assert wc.with_budget(2).warmup_steps == 1  # at least one step, never past the budget
+    assert Recipe().with_budget(40) == Recipe(max_steps=40)  # constant: only the budget moves

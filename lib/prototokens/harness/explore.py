@@ -83,7 +83,7 @@ def reconstruction_explorer(
         run.disabled = True
         try:
             item = target_item()
-            rec = RECIPES[recipe.value].with_(max_steps=int(steps.value))
+            rec = RECIPES[recipe.value].with_budget(int(steps.value))
             df = reconstruct(
                 lm,
                 [item],
@@ -194,7 +194,7 @@ def arrangement_explorer(
         result_out.clear_output()
         try:
             t = item()
-            rec = RECIPES[recipe].with_(max_steps=max_steps)
+            rec = RECIPES[recipe].with_budget(max_steps)
             status.value = f"training {arrangement.value} on {len(t.token_ids)} tokens…"
             row = reconstruct(
                 lm,

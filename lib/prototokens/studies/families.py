@@ -186,10 +186,11 @@ def print_run(run: ModelRun) -> None:
 
 
 def seconds_per_length(runs: Sequence[ModelRun]) -> pd.DataFrame:
-    """Training seconds per text at each length, per model (and arrangement and setting where
-    the rows say): the median over rows of the row's
-    wall time divided by the rows of its batch (:func:`measures.seconds_per_text`), with the
-    median wall time of a batch (``seconds_per_batch``) and the median batch size beside it."""
+    """Training seconds per text at each length, per model (and arrangement, setting and
+    ``warm_started`` where the rows say: a progressive search's warm-started increment is never
+    pooled with a run from scratch): the median over rows of the row's wall time divided by the
+    rows of its batch (:func:`measures.seconds_per_text`), with the median wall time of a batch
+    (``seconds_per_batch``) and the median batch size beside it."""
     frames = []
     for r in runs:
         if r.status != "ok" or r.attempts.empty:
@@ -197,7 +198,9 @@ def seconds_per_length(runs: Sequence[ModelRun]) -> pd.DataFrame:
         a = r.attempts.assign(_per_text=seconds_per_text(r.attempts))
         if "batch_size" not in a:
             a["batch_size"] = 1
-        keys = [k for k in ("arrangement", "setting") if k in a] + ["num_tokens"]
+        if "warm_started" in a:  # older rows without the flag count as from scratch
+            a["warm_started"] = a["warm_started"].fillna(False).astype(bool)
+        keys = [k for k in ("arrangement", "setting", "warm_started") if k in a] + ["num_tokens"]
         g = a.groupby(keys, as_index=False).agg(
             seconds_per_text=("_per_text", "median"),
             seconds_per_batch=("wall_time_s", "median"),
