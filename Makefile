@@ -2,6 +2,7 @@
 #   make                      install what is missing (venv, packages, the python3 kernel)
 #   make reproduce            run every notebook with PROFILE=default (CPU, embedded model)
 #   make reproduce PROFILE=smoke NOTEBOOK=03
+#   make reference-cpu        Table 3 in the paper's regime on the CPU -> outputs/reference/cpu/
 #   make test                 ruff, then the whole test suite (includes the notebook smoke runs)
 #   make browser-test         every Explore widget and the HTML report in headless Chromium
 #   make report | lab | strip | clean-outputs
@@ -18,10 +19,10 @@ PROFILE ?= default
 NOTEBOOK ?=
 STAMP = $(VENV)/.installed
 
-.PHONY: install kernel reproduce test browser-test report lab strip clean-outputs help
+.PHONY: install kernel reproduce reference-cpu test browser-test report lab strip clean-outputs help
 
 help:
-	@sed -n '2,7p' Makefile
+	@sed -n '2,8p' Makefile
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -43,6 +44,13 @@ kernel: | $(PY)
 
 reproduce: $(STAMP)
 	$(PY) -m prototokens.harness.runner --profile $(PROFILE) $(foreach n,$(NOTEBOOK),--notebook $(n))
+
+# The CPU reference (profile cpu_paper: 03, 05, 07; at most 90 min alone on 2 cores): rows are
+# cached in outputs/cpu_paper/cache, so a stopped run resumes; then its compact record.
+reference-cpu: $(STAMP)
+	$(PY) -m prototokens.harness.runner --profile cpu_paper --notebook 03 --notebook 05 \
+		--notebook 07 --output-dir outputs/cpu_paper
+	$(PY) ci/gpu_reference.py --from-outputs outputs/cpu_paper --dest outputs/reference/cpu
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check lib tests bench ci notebooks

@@ -92,6 +92,17 @@ def test_comparison_and_metrics(tiny_llama, tmp_path):
     assert metrics["num_rows"] == len(attempts) + len(ar_attempts) + len(prog)
     assert metrics["claims"] == {}
     json.dumps(metrics, allow_nan=False)  # what write_metrics accepts: finite numbers only
+    # no comparison asked for (a reference run spends its time on Table 3): nothing runs
+    cmp0, prog0 = capacity_study.run_search_comparison(tiny_llama, texts, attempts, [], **kw)
+    assert cmp0.empty and prog0.empty and "warm_started" in prog0
+    none = capacity_study.capacity_metrics(
+        tiny_llama, RECIPE, lengths=[4, 5], patience=1, num_seeds=1, max_length=5,
+        texts_by_source=texts, tab3=tab3, per_text=per_text, comparison=cmp0, progressive=prog0,
+        attempts=attempts, ar_attempts=ar_attempts,
+    )  # fmt: skip
+    assert none["search"] == {} and none["progressive_warm_started_fraction"] is None
+    assert none["num_rows"] == len(attempts) + len(ar_attempts)
+    json.dumps(none, allow_nan=False)
 
 
 def test_texts_for_sources_skips_and_fails_when_nothing_is_left(tiny_llama, capsys):

@@ -206,6 +206,15 @@ def test_a_list_whose_default_is_empty_may_stay_empty(project):
         project.resolve("10", "default")
 
 
+def test_an_optional_sweep_may_be_switched_off_with_an_empty_list(project):
+    """03's grid-vs-progressive comparison (``compare_sources``, default ``["pg19"]``) may be
+    ``[]`` in a profile that spends its time elsewhere (cpu_paper)."""
+    cell = RANGE_CELL + '\ncompare_sources: list[str] = ["pg19"]  # comparison sweep'
+    make_notebook(project.notebooks, "10_kappa", "pass", params=cell)
+    write_yaml(project.params / "10_kappa.yaml", {"default": {"compare_sources": []}})
+    assert project.resolve("10", "default").values["compare_sources"] == []
+
+
 def test_check_cli_rejects_a_negative_max_steps_naming_file_key_notebook(project, capsys):
     make_notebook(project.notebooks, "10_kappa", "pass", params=RANGE_CELL)
     write_yaml(project.params / "10_kappa.yaml", {"default": {"max_steps": -1}})

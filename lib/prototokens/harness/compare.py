@@ -1,14 +1,16 @@
-"""Compare one's own run with a reference run (``outputs/reference/h200``): metrics and tables.
+"""Compare one's own run with a reference run (``outputs/reference/h200`` or ``.../cpu``).
 
 ``python -m prototokens.harness.compare [OURS] [REFERENCE]`` (defaults ``outputs`` and
-``outputs/reference/h200``) prints the reference's provenance (device, profile, wall time per
-notebook), then every claim whose verdict differs between the two claims ledgers
-(:func:`compare_claims`; a reference written before the ledger existed has its claims only in
-its metrics, keyed by their old wording: they are listed, not matched), then, per notebook,
-every numeric metric of the reference beside ours with the difference, then which tables and
-figures the reference has that ours lacks. Numbers differ across
-devices and profiles (bf16 on the H200, fp32 on a CPU; different sizes per profile): the point is
-to see where, not to demand equality. Exit status 0 unless a folder is missing.
+``outputs/reference/h200``; ``outputs/reference/cpu`` is notebooks 03, 05 and 07 at the
+``cpu_paper`` profile on the 2-core CPU machine; any outputs folder will do as either) prints the
+reference's provenance (its ``runs.json``: device, profile, wall time per notebook), then every
+claim whose verdict differs between the two claims ledgers (:func:`compare_claims`; a reference
+written before the ledger existed has its claims only in its metrics, keyed by their old wording:
+they are listed, not matched), then, per notebook, every numeric metric of the reference beside
+ours with the difference, then which tables and figures the reference has that ours lacks.
+Numbers differ across devices and profiles (bf16 on the H200, fp32 on a CPU; different sizes per
+profile): the point is to see where, not to demand equality, and a CPU run is best compared with
+``outputs/reference/cpu``. Exit status 0 unless a folder is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 from prototokens.harness.ledger import read_ledger
+from prototokens.harness.references import RUNS, read_runs
 from prototokens.paths import repo_root
 
 DEFAULT_REFERENCE = "outputs/reference/h200"
@@ -119,19 +122,19 @@ def compare(ours: Path, ref: Path, out=sys.stdout) -> dict:
     """Print the comparison; returns ``{notebook: metric rows}`` and, under ``"claims"``, the
     rows of :func:`compare_claims`."""
     result = {}
-    runs_file = ref / "runs.json"
-    if runs_file.exists():
-        runs = json.loads(runs_file.read_text())
+    if runs := read_runs(ref):
         print(
-            f"reference: {runs.get('device', '?')}, profile {runs.get('profile', '?')}, "
-            f"commit {runs.get('commit', '?')}",
+            f"reference: {runs.get('device') or '?'}, profile {runs.get('profile') or '?'}, "
+            f"commit {runs.get('commit') or '?'}",
             file=out,
         )
-        for nb, info in runs.get("notebooks", {}).items():
+        for nb, info in (runs.get("notebooks") or {}).items():
             print(
-                f"  {nb:<24} {info.get('status', '?'):<10} {_fmt(info.get('wall_time_s'))} s",
+                f"  {nb:<24} {info.get('status') or '?':<10} {_fmt(info.get('wall_time_s'))} s",
                 file=out,
             )
+    else:
+        print(f"reference: no {RUNS} in {ref} (no provenance to show)", file=out)
     print("", file=out)
     result["claims"] = compare_claims(ours, ref, out=out)
     for ref_file in sorted((ref / "metrics").glob("[0-9][0-9]_*.json")):
@@ -170,8 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m prototokens.harness.compare", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("ours", nargs="?", default="outputs")
-    parser.add_argument("reference", nargs="?", default=DEFAULT_REFERENCE)
+    parser.add_argument("ours", nargs="?", default="outputs", help="your outputs folder")
+    parser.add_argument(
+        "reference",
+        nargs="?",
+        default=DEFAULT_REFERENCE,
+        help=f"a reference folder (default {DEFAULT_REFERENCE}; outputs/reference/cpu for the "
+        "CPU machine's cpu_paper run) or any outputs folder",
+    )
     args = parser.parse_args(argv)
     paths = []
     for raw in (args.ours, args.reference):

@@ -257,13 +257,18 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (lambda v: v >= 0, "at least 0"),
     "lr": (lambda v: _finite(v) and v > 0, "a finite number above 0"),
 }
+# list parameters naming an optional sweep a profile may switch off with ``[]`` even where the
+# notebook's own default runs it (03's grid-vs-progressive comparison, off in the cpu_paper run)
+OPTIONAL_SWEEPS = ("compare_sources",)
+
+
 def check_range(key: str, value: Any, declared: dict, source: str, nb_name: str) -> None:
     """Raise :class:`ParameterError` for a value no run can use: a list-typed parameter that is
-    empty (unless the notebook's own default is the empty list: an optional extra sweep such as
-    03's ``other_models``), or a value outside :data:`CONSTRAINTS` for its name (naming file, key
-    and notebook)."""
+    empty (unless the notebook's own default is the empty list, an optional extra sweep such as
+    03's ``other_models``, or the name is in :data:`OPTIONAL_SWEEPS`), or a value outside
+    :data:`CONSTRAINTS` for its name (naming file, key and notebook)."""
     type_name = str(declared.get("inferred_type_name", "")).replace(" ", "")
-    empty_ok = _declared_default(declared) == []
+    empty_ok = _declared_default(declared) == [] or key in OPTIONAL_SWEEPS
     if isinstance(value, list) and type_name.startswith("list[") and not value and not empty_ok:
         raise ParameterError(
             f"{source}: parameter {key!r} of {nb_name} is an empty list; give at least one value"

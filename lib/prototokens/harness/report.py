@@ -1,9 +1,9 @@
 """The run report: ``outputs/report/index.html`` over everything a ``make reproduce`` produced.
 
-It opens on the claims ledger (:mod:`.ledger`), then the paper's Tables 1-4 and Figs 1-7 in the
-paper's order beside the committed reference's (``outputs/reference/h200``), then the run table,
-other artefacts and key metrics; numbers at 3 significant digits with the unit their name implies;
-relative links only (the folder can be zipped); executed notebooks rendered by nbconvert. Called by
+It opens on the claims ledger (:mod:`.ledger`), then the paper's Tables 1-4 and Figs 1-7 in its
+order, each beside every committed reference's (``outputs/reference/*``, :mod:`.references`; one
+verdict column each), the run table, other artefacts and key metrics; 3 significant digits with
+units; relative links (the folder can be zipped); notebooks rendered by nbconvert. Called by
 ``runner.run_all``, ``make report`` and ``python -m prototokens.harness.report [OUTPUT_DIR]``.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import html
-import json
 import os
 import re
 import sys
@@ -20,11 +19,11 @@ from pathlib import Path
 
 from prototokens.files import write_text
 from prototokens.harness.ledger import read_ledger, write_ledger
+from prototokens.harness.references import REFERENCES, Reference, list_references, read_json
 from prototokens.paths import output_dir as _output_dir
 from prototokens.studies.claims import FAILS, HOLDS, VERDICTS, sig
 
 MAX_TABLE_ROWS = 60  # longer tables are cut in the page (the CSV link has them all)
-REFERENCE = Path("reference") / "h200"  # the committed reference run, inside the outputs folder
 
 # The paper's artefacts in the paper's order: (label, artefact name, what it shows, notebook)
 PAPER_ARTEFACTS = [
@@ -58,14 +57,6 @@ _VERDICT_CSS = {HOLDS: "holds", FAILS: "fails"}
 
 def _e(value) -> str:
     return html.escape("" if value is None else str(value))
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -152,8 +143,20 @@ def _device_text(device: dict) -> str:
     return f"{device.get('device', '?')}" + (f" ({name})" if name else "") if device else ""
 
 
-def _ledger_section(out: Path, report: Path, pages: set[str]) -> list[str]:
-    """The claims ledger: counts per verdict, then one row per claim."""
+def _ref_head(ref: Reference, note: str = "") -> str:
+    """A reference's column heading: its folder name, then where it ran (``runs.json``)."""
+    return f"reference {_e(ref.name)}<br><small>{_e(ref.where)}{_e(note)}</small>"
+
+
+def _verdict(verdict, reason="") -> str:
+    css = _VERDICT_CSS.get(verdict, "inconclusive" if verdict in VERDICTS else "")
+    cell = f'<td class="{css}">{_e(verdict)}' if css else f"<td>{_e(verdict)}"
+    return cell + (f"<br><small>{_e(reason)}</small></td>" if reason else "</td>")
+
+
+def _ledger_section(out: Path, report: Path, pages: set[str], refs: list[Reference]) -> list[str]:
+    """The claims ledger: counts per verdict, then one row per claim with its verdict in each
+    reference ('-' throughout for a reference written before the ledger existed)."""
     write_ledger(out)
     ledger = read_ledger(out)
     parts = ['<h2 id="claims">The paper\'s claims, judged on this run</h2>']
@@ -174,20 +177,18 @@ def _ledger_section(out: Path, report: Path, pages: set[str]) -> list[str]:
         f"lacked (too few samples, not solutions, censored at the longest length, budget too "
         f"small, not run here). {links}</p>"
     )
-    ref = read_ledger(out / REFERENCE) if (out / REFERENCE).is_dir() else ledger.iloc[:0]
-    ref_verdict = dict(zip(ref.id, ref.verdict))
+    judged = [(ref, ref.verdicts()) for ref in refs]
     head = ["notebook", "claim", "where", "paper", "ours", "n", "rule", "verdict"]
-    head += ["reference"] if ref_verdict else []
-    rows = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    head = [f"<th>{h}</th>" for h in head] + [
+        f"<th>{_ref_head(ref, '' if v else '; no claims ledger')}</th>" for ref, v in judged
+    ]
+    rows = ["<table><tr>" + "".join(head) + "</tr>"]
     for r in ledger.itertuples():
         nb = (
             f'<a href="notebooks/{_e(r.notebook)}.html">{_e(r.notebook)}</a>'
             if r.notebook in pages
             else _e(r.notebook)
         )
-        css = _VERDICT_CSS.get(r.verdict, "inconclusive")
-        verdict = f'<td class="{css}">{_e(r.verdict)}'
-        verdict += f"<br><small>{_e(r.reason)}</small></td>" if r.reason else "</td>"
         cells = [
             f"<td>{nb}</td>",
             f"<td><code>{_e(r.id)}</code><br>{_e(r.claim)}</td>",
@@ -196,10 +197,9 @@ def _ledger_section(out: Path, report: Path, pages: set[str]) -> list[str]:
             f"<td>{_e(r.ours)}</td>",
             f"<td>{_e(r.n)}</td>",
             f"<td><small>{_e(r.rule)}</small></td>",
-            verdict,
+            _verdict(r.verdict, r.reason),
         ]
-        if ref_verdict:
-            cells.append(f"<td>{_e(ref_verdict.get(r.id, '-'))}</td>")
+        cells += [_verdict(verdicts.get(r.id, "-")) for _, verdicts in judged]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return parts + ["".join(rows) + "</table>"]
 
@@ -220,32 +220,32 @@ def _artefact(folder: Path, stem: str, report: Path) -> str | None:
     return None
 
 
-def _paper_section(out: Path, report: Path, runs: dict) -> list[str]:
-    ref = out / REFERENCE
-    where = _e(f"{runs.get('device', '?')}, profile {runs.get('profile', '?')}") if runs else ""
+def _paper_section(out: Path, report: Path, refs: list[Reference]) -> list[str]:
+    """The paper's artefacts in its order: this run's, then one column per committed reference
+    that has the artefact."""
+    names = "; ".join(f"<code>{_e(ref.name)}</code>: {_e(ref.where)}" for ref in refs)
     beside = (
-        f"the committed reference run ({where}) beside ours where it has the same artefact"
-        if ref.is_dir()
-        else f"no reference run in this outputs folder (<code>{_e(REFERENCE)}</code>)"
+        f"each committed reference run beside ours where it has the same artefact ({names})"
+        if refs
+        else f"no reference run in this outputs folder (<code>{_e(REFERENCES)}/*/</code>)"
     )
     parts = [
         '<h2 id="paper">The paper\'s tables and figures</h2>',
         f"<p>In the paper's order; {beside}.</p>",
     ]
     for label, stem, what, nb in PAPER_ARTEFACTS:
+        missing = f"<p><em>Not in this run (notebook {nb}).</em></p>"
         ours = _artefact(out, stem, report)
-        theirs = _artefact(ref, stem, report) if ref.is_dir() else None
+        theirs = [(_ref_head(ref), _artefact(ref.folder, stem, report)) for ref in refs]
+        theirs = "".join(f"<div><h4>{h}</h4>{shown}</div>" for h, shown in theirs if shown)
         parts.append(f'<h3 id="{_e(stem)}">{_e(label)} · {_e(what)}</h3>')
-        if ours is None and theirs is None:
-            parts.append(f"<p><em>Not in this run (notebook {nb}).</em></p>")
-            continue
-        mine = ours or f"<p><em>Not in this run (notebook {nb}).</em></p>"
-        if theirs is None:
-            parts.append(f"<div><h4>this run</h4>{mine}</div>")
+        if ours is None and not theirs:
+            parts.append(missing)
+        elif not theirs:
+            parts.append(f"<div><h4>this run</h4>{ours}</div>")
         else:
             parts.append(
-                f'<div class="pair"><div><h4>this run</h4>{mine}</div>'
-                f"<div><h4>reference</h4>{theirs}</div></div>"
+                f'<div class="pair"><div><h4>this run</h4>{ours or missing}</div>{theirs}</div>'
             )
     return parts
 
@@ -331,7 +331,7 @@ def _rest(out: Path) -> list[str]:
         for path in metric_files:
             rows = "".join(
                 f"<tr><td>{_head(k)}</td>{_cell(v)}</tr>"
-                for k, v in _scalar_metrics(_read_json(path))
+                for k, v in _scalar_metrics(read_json(path))
             )
             parts.append(
                 f"<details><summary>{_e(path.stem)}</summary><table>{rows}</table></details>"
@@ -357,7 +357,7 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
     errors = _render_notebooks(notebooks, report / "notebooks")
     pages = {nb.stem for nb in notebooks if nb.stem not in errors}
     manifests = {
-        p.name.removesuffix(".manifest.json"): _read_json(p)
+        p.name.removesuffix(".manifest.json"): read_json(p)
         for p in sorted((out / "metrics").glob("*.manifest.json"))
     }
     git = next((m["git"] for m in manifests.values() if m.get("git")), None)
@@ -387,8 +387,9 @@ def build_report(output_dir: str | os.PathLike | None = None) -> Path:
         f"<tr><th>Report built</th><td>{_e(now)}</td></tr>",
         "</table>",
     ]
-    parts += _ledger_section(out, report, pages)
-    parts += _paper_section(out, report, _read_json(out / REFERENCE / "runs.json"))
+    refs = list_references(out)
+    parts += _ledger_section(out, report, pages, refs)
+    parts += _paper_section(out, report, refs)
     parts += _run_table(out, notebooks, manifests, errors)
     parts += _rest(out)
     parts.append("</body></html>")

@@ -128,7 +128,10 @@ def run_search_comparison(
     """The progressive search (m per text) on the texts of ``sources``, beside the grid rows of
     ``attempts`` on the same texts and arrangement (a paper model's grid also holds plain Eq. 1
     rows, which the progressive search, under ``search``'s arrangement, does not run). Returns
-    ``(comparison table, progressive rows)``."""
+    ``(comparison table, progressive rows)``; both empty when ``sources`` is (no comparison
+    asked for, as in a long reference run that spends its time on Table 3)."""
+    if not list(sources):
+        return pd.DataFrame(), attempts.iloc[:0].assign(warm_started=pd.Series(dtype=bool))
     texts = {s: texts_by_source[s] for s in sources if s in texts_by_source}
     if not texts:
         raise ValueError(f"none of the comparison sources {list(sources)} has texts here")
@@ -191,7 +194,9 @@ def capacity_metrics(
         "lengths_tried_max": int(per_text.lengths_tried.max()),
         "early_stopped_fraction": float((per_text.max_tried < max_length).mean()),
         "search": search,
-        "progressive_warm_started_fraction": float(progressive.warm_started.mean()),
+        "progressive_warm_started_fraction": (
+            float(progressive.warm_started.mean()) if len(progressive) else None
+        ),
         "claims": verdicts(claims),
         "num_rows": int(len(attempts) + len(ar_attempts) + len(progressive)),
     }
