@@ -33,9 +33,13 @@ Member = tuple[str, int, Callable[[], bytes]]  # (path inside the outputs tree, 
 
 
 def _keep(name: str, size: int, max_png: int) -> bool:
-    """Whether a file of the outputs tree belongs in the compact reference."""
+    """Whether a file of the outputs tree belongs in the compact reference (not a table with no
+    columns: a CSV of at most one byte, what an empty frame without columns writes; its Markdown
+    twin is dropped by :func:`_copy`)."""
     folder, _, leaf = name.partition("/")
     if folder not in KEPT or "/" in leaf or size > MAX_FILE or leaf.endswith(".manifest.json"):
+        return False
+    if folder == "tables" and leaf.endswith(".csv") and size <= 1:
         return False
     return leaf.endswith(KEPT[folder]) and (folder != "figures" or size <= max_png)
 
@@ -83,7 +87,7 @@ def _copy(members: Iterable[Member], dest: Path, max_png: int) -> tuple[list[Pat
     """Write the kept members into ``dest`` (replaced); returns the files written, the manifests
     (``{notebook: manifest}``) and the series record (``series.json``, empty when none)."""
     shutil.rmtree(dest, ignore_errors=True)
-    written, manifests, series = [], {}, {}
+    written, manifests, series, empty = [], {}, {}, set()
     for name, size, read in members:
         if name.startswith("metrics/") and name.endswith(".manifest.json"):
             manifests[Path(name).name.removesuffix(".manifest.json")] = json.loads(read())
@@ -93,6 +97,11 @@ def _copy(members: Iterable[Member], dest: Path, max_png: int) -> tuple[list[Pat
             (target := dest / name).parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(read())
             written.append(target)
+        elif name.startswith("tables/") and name.endswith(".csv"):  # an empty table: no twin
+            empty.add(name.removesuffix(".csv") + ".md")
+    for path in [p for p in written if p.relative_to(dest).as_posix() in empty]:
+        path.unlink()
+        written.remove(path)
     return written, manifests, series
 
 

@@ -95,6 +95,7 @@ def test_comparison_and_metrics(tiny_llama, tmp_path):
     # no comparison asked for (a reference run spends its time on Table 3): nothing runs
     cmp0, prog0 = capacity_study.run_search_comparison(tiny_llama, texts, attempts, [], **kw)
     assert cmp0.empty and prog0.empty and "warm_started" in prog0
+    assert list(cmp0.columns) == list(cmp.columns)  # a table a reader (and pandas) can parse
     none = capacity_study.capacity_metrics(
         tiny_llama, RECIPE, lengths=[4, 5], patience=1, num_seeds=1, max_length=5,
         texts_by_source=texts, tab3=tab3, per_text=per_text, comparison=cmp0, progressive=prog0,

@@ -232,6 +232,8 @@ def fake_cpu_outputs(root: Path) -> Path:
         "cache/capacity/abc.json": "{}",
         "report/index.html": "<html></html>",
         "tables/old/tab_nested.csv": "a\n1\n",
+        "tables/tab_capacity_search.csv": "\n",  # an empty frame without columns, and its twin
+        "tables/tab_capacity_search.md": "|  |\n||\n",
     }
     for nb, (device, wall) in CPU_RUNS.items():
         files[f"metrics/{nb}.manifest.json"] = json.dumps(_cpu_manifest(nb, device, wall))

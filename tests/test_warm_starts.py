@@ -55,12 +55,17 @@ def test_summary_meets_the_aim_only_at_a_third_of_the_cost():
     cheap = {"a": [(4, True, 60), (5, True, 6), (8, False, 300)], "b": [(4, True, 30)]}
     dear = {"a": [(4, True, 60), (5, True, 90), (8, False, 300)], "b": [(4, True, 30)]}
     short = {"a": [(4, True, 10), (5, False, 300)], "b": [(4, True, 10)]}
-    rows = _rows({"fresh": fresh, "cheap": cheap, "dear": dear, "short": short})
+    # further than the baseline: what it spends beyond the baseline's capacity does not count
+    longer = {"a": [(4, True, 30), (5, True, 30), (8, True, 300)],
+              "b": [(4, True, 20), (5, True, 300)]}  # fmt: skip
+    rows = _rows({"fresh": fresh, "cheap": cheap, "dear": dear, "short": short, "longer": longer})
     s = ws.summarize_warm_starts(rows).set_index("variant")
     assert s.loc["fresh", "capacity_median"] == 4.5 and pd.isna(s.loc["fresh", "meets_aim"])
     assert s.loc["cheap", "meets_aim"]  # 66 <= 200/3 and 30 <= 90/3
     assert not s.loc["dear", "meets_aim"]  # 150 > 200/3
     assert not s.loc["short", "meets_aim"]  # capacity 4 < 5 on text a
+    assert s.loc["longer", "meets_aim"]  # 60 <= 200/3 up to N = 5 and 20 <= 90/3 up to N = 4
+    assert s.loc["longer", "evals_to_baseline_capacity_vs_baseline"] == pytest.approx(0.2611, 1e-3)
     none = _rows({"fresh": {"a": [(4, False, 300)]}, "warm": {"a": [(4, False, 300)]}})
     assert pd.isna(ws.summarize_warm_starts(none).set_index("variant").loc["warm", "meets_aim"])
     per = ws.per_text(rows).set_index(["variant", "text_id"]).loc[("fresh", "a")]

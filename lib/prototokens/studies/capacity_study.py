@@ -24,7 +24,7 @@ import pandas as pd
 from prototokens.engine.arrangements import DEFAULT_ARRANGEMENT
 from prototokens.studies import families
 from prototokens.studies.capacity import capacity_per_text, run_capacity
-from prototokens.studies.capacity_tables import search_comparison
+from prototokens.studies.capacity_tables import SEARCH_COMPARISON_COLUMNS, search_comparison
 from prototokens.studies.claims import verdicts
 from prototokens.studies.summaries import finite
 
@@ -131,7 +131,8 @@ def run_search_comparison(
     ``(comparison table, progressive rows)``; both empty when ``sources`` is (no comparison
     asked for, as in a long reference run that spends its time on Table 3)."""
     if not list(sources):
-        return pd.DataFrame(), attempts.iloc[:0].assign(warm_started=pd.Series(dtype=bool))
+        empty = attempts.iloc[:0].assign(warm_started=pd.Series(dtype=bool))
+        return pd.DataFrame(columns=SEARCH_COMPARISON_COLUMNS), empty
     texts = {s: texts_by_source[s] for s in sources if s in texts_by_source}
     if not texts:
         raise ValueError(f"none of the comparison sources {list(sources)} has texts here")

@@ -70,6 +70,12 @@ def table3(per_text: pd.DataFrame) -> pd.DataFrame:
     return tab
 
 
+SEARCH_COMPARISON_COLUMNS = [
+    "model", "source", "setting", "search", "n_texts", "capacity_mean", "capacity_median",
+    "total_steps", "rows", "seconds", "steps_vs_first", "seconds_vs_first",
+]  # fmt: skip
+
+
 def search_comparison(per_text: pd.DataFrame, attempts: pd.DataFrame) -> pd.DataFrame:
     """Grid against progressive (and restart variants, as ``search`` labels): mean capacity,
     texts where it beats / ties / loses against the first search, total steps and seconds (the sum
@@ -88,4 +94,4 @@ def search_comparison(per_text: pd.DataFrame, attempts: pd.DataFrame) -> pd.Data
     base = agg.groupby(["model", "source", "setting"]).transform("first")
     agg["steps_vs_first"] = agg["total_steps"] / base["total_steps"].clip(lower=1)
     agg["seconds_vs_first"] = agg["seconds"] / base["seconds"].clip(lower=1e-9)
-    return agg
+    return agg[SEARCH_COMPARISON_COLUMNS]
